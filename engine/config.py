@@ -1,0 +1,108 @@
+"""Run recipe (YAML) -> frozen dataclasses, validated against `schemas/recipe.schema.json`.
+
+Defaults live here, in one place. Relative paths in a recipe are resolved against the current
+working directory (run `charter` from the project root, as the README does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.backends import Sampling
+from engine.errors import CharterError
+from engine.validation import SCHEMA_DIR, load_schema, read_yaml, schema_errors
+
+DEFAULT_CONSTITUTION = "constitution/default.yaml"
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    path: str
+    column: str = "prompt"
+    source: str | None = None  # label stored per row; default: the file name
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    batch_size: int = 16  # transformers: requests per generate call
+    dtype: str = "auto"
+    max_model_len: int = 2048
+    kv_cache_gib: float = 2.0  # vLLM on CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE)
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.85
+
+
+@dataclass(frozen=True)
+class RespondConfig:
+    n: int = 1
+    system_prompt: str | None = None
+    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.7, top_p=0.95, max_tokens=128))
+
+
+@dataclass(frozen=True)
+class CritiqueConfig:
+    rounds: int = 1
+    principles: tuple[str, ...] = ()  # empty: sample from all
+    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, max_tokens=128))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    output_dir: str
+    constitution: str
+    prompts: PromptSource
+    model: str
+    backend: str = "vllm"
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
+    seed: int = 0
+    chunk_size: int = 64
+    respond: RespondConfig = field(default_factory=RespondConfig)
+    critique: CritiqueConfig = field(default_factory=CritiqueConfig)
+    source_path: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sampling(raw: dict[str, Any] | None, default: Sampling) -> Sampling:
+    return Sampling(**{**asdict(default), **(raw or {})})
+
+
+def recipe_from_dict(raw: Any, source: str) -> Recipe:
+    """Validate a parsed recipe and fill in defaults; every schema error is reported at once."""
+    errors = schema_errors(raw, load_schema(SCHEMA_DIR / "recipe.schema.json"), source)
+    if errors:
+        raise CharterError("invalid recipe:\n" + "\n".join(errors))
+    respond_raw, critique_raw = raw.get("respond", {}), raw.get("critique", {})
+    name = raw.get("name") or Path(source).stem
+    return Recipe(
+        name=name,
+        output_dir=raw.get("output_dir", f"runs/{name}"),
+        constitution=raw.get("constitution", DEFAULT_CONSTITUTION),
+        prompts=PromptSource(**raw["prompts"]),
+        model=raw["model"],
+        backend=raw.get("backend", "vllm"),
+        backend_options=BackendOptions(**raw.get("backend_options", {})),
+        seed=raw.get("seed", 0),
+        chunk_size=raw.get("chunk_size", 64),
+        respond=RespondConfig(
+            n=respond_raw.get("n", 1),
+            system_prompt=respond_raw.get("system_prompt"),
+            sampling=_sampling(respond_raw.get("sampling"), RespondConfig().sampling),
+        ),
+        critique=CritiqueConfig(
+            rounds=critique_raw.get("rounds", 1),
+            principles=tuple(critique_raw.get("principles", ())),
+            sampling=_sampling(critique_raw.get("sampling"), CritiqueConfig().sampling),
+        ),
+        source_path=source,
+    )
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    raw = read_yaml(path, "recipe")
+    return recipe_from_dict(raw if raw is not None else {}, str(path))

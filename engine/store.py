@@ -1,0 +1,114 @@
+"""The run directory: one Parquet table per stage, written in atomic shards, plus a manifest.
+
+Layout:
+    RUN/manifest.json                 recipe, constitution hash, versions, per-stage counts/timings
+    RUN/<stage>.parquet               the stage's table (exactly the rows of the current plan)
+    RUN/shards/<stage>/<id>.parquet   completed chunks; what resume reads
+
+Every write is temp file + rename, so a kill at any moment leaves whole files or none. A shard's
+rows carry `row_key` (hash of input row, stage config, constitution); a resumed stage skips keys
+already in its shards, and a changed config simply produces new keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+import polars as pl
+
+KEY = "row_key"
+
+
+def _atomic_replace(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
+    _atomic_replace(path, lambda tmp: df.write_parquet(tmp))
+
+
+def write_json_atomic(data: Any, path: Path) -> None:
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+    _atomic_replace(path, write)
+
+
+class RunStore:
+    """Reads and writes one run directory."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for leftover in self.root.rglob(".tmp-*"):  # from a run killed mid-write
+            leftover.unlink(missing_ok=True)
+
+    def shard_dir(self, stage: str) -> Path:
+        return self.root / "shards" / stage
+
+    def table_path(self, stage: str) -> Path:
+        return self.root / f"{stage}.parquet"
+
+    def _shards(self, stage: str) -> list[Path]:
+        folder = self.shard_dir(stage)
+        return sorted(folder.glob("[!.]*.parquet")) if folder.is_dir() else []
+
+    def done_keys(self, stage: str) -> set[str]:
+        shards = self._shards(stage)
+        if not shards:
+            return set()
+        return set(pl.scan_parquet(shards).select(KEY).unique().collect()[KEY].to_list())
+
+    def write_shard(self, stage: str, rows: pl.DataFrame) -> None:
+        write_parquet_atomic(rows, self.shard_dir(stage) / f"{uuid.uuid4().hex}.parquet")
+
+    def finalize(self, stage: str, keys: Iterable[str], id_column: str) -> pl.DataFrame:
+        """Write `<stage>.parquet` with the shard rows of exactly these keys, in this key order."""
+        order = pl.DataFrame({KEY: list(keys)}, schema={KEY: pl.String}).with_row_index("_order")
+        shards = self._shards(stage)
+        if shards:
+            rows = pl.concat([pl.scan_parquet(s) for s in shards], how="diagonal_relaxed")
+            table = (
+                order.lazy()
+                .join(rows, on=KEY, how="inner")
+                .sort("_order", maintain_order=True)
+                .drop("_order")
+                .collect()
+            )
+            # Each output row once, even if two shards were to hold it.
+            table = table.unique(subset=id_column, keep="first", maintain_order=True)
+        else:
+            table = pl.DataFrame({KEY: []}, schema={KEY: pl.String})
+        write_parquet_atomic(table, self.table_path(stage))
+        return table
+
+    def read(self, stage: str) -> pl.DataFrame:
+        path = self.table_path(stage)
+        if not path.is_file():
+            from engine.errors import CharterError
+
+            raise CharterError(f"{self.root}: no '{stage}' table yet; run the stages before it first")
+        return pl.read_parquet(path)
+
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.root / "manifest.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_json_atomic(manifest, self.root / "manifest.json")
+
