@@ -28,7 +28,7 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except CharterError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -54,7 +54,7 @@ def constitution_validate(file: Path) -> None:
     errors = validate_file(file)
     if errors:
         for line in errors:
-            err.print(line, highlight=False, markup=False)
+            err.print(line, highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     c = load_constitution(file)
     console.print(f"{file}: valid ({c.name} {c.version}, {len(c.principles)} principles, sha256 {c.sha256[:12]})")
@@ -124,3 +124,7 @@ def show(run_dir: Path, table: str = typer.Option("pairs", help="prompts|respons
     frame = store.read(table)
     for row in frame.head(n).iter_rows(named=True):
         console.print({k: v for k, v in row.items()}, highlight=False)
+
+
+if __name__ == "__main__":
+    app()

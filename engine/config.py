@@ -33,6 +33,7 @@ class BackendOptions:
     kv_cache_gib: float = 2.0  # vLLM on CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE)
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.85
+    enforce_eager: bool = False  # vLLM: skip torch.compile (faster start, slower tokens)
 
 
 @dataclass(frozen=True)

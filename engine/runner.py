@@ -61,6 +61,7 @@ class _LazyBackend:
                     "kv_cache_gib": opts.kv_cache_gib,
                     "tensor_parallel_size": opts.tensor_parallel_size,
                     "gpu_memory_utilization": opts.gpu_memory_utilization,
+                    "enforce_eager": opts.enforce_eager,
                     "seed": self.recipe.seed,
                 }
             self._backend = load_backend(self.recipe.backend, str(self.model_path), **options)
@@ -110,7 +111,8 @@ def execute_stage(
     return result, stats
 
 
-def run_recipe(recipe: Recipe, console: Console | None = None) -> RunResult:
+def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend | None = None) -> RunResult:
+    """Run every stage of the recipe; `backend` reuses an already-loaded engine (its model must match)."""
     console = console or Console(stderr=True)
     # Check every input before writing anything.
     constitution = load_constitution(recipe.constitution)
@@ -121,7 +123,9 @@ def run_recipe(recipe: Recipe, console: Console | None = None) -> RunResult:
 
     store = RunStore(recipe.output_dir)
     write_parquet_atomic(prompts_table, store.root / "prompts.parquet")
-    backend = _LazyBackend(recipe, model_path)
+    lazy = _LazyBackend(recipe, model_path)
+    lazy._backend = backend
+    backend = lazy
     result = RunResult(run_dir=store.root)
     manifest = _manifest_header(store, recipe, constitution, model_path, prompts_table.height)
     store.write_manifest(manifest)

@@ -26,6 +26,7 @@ class VLLMBackend:
         kv_cache_gib: float = 2.0,
         tensor_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.85,
+        enforce_eager: bool = False,
         seed: int = 0,
         **_ignored: object,
     ):
@@ -41,12 +42,14 @@ class VLLMBackend:
             ) from None
         self.llm = LLM(
             model=str(path),
-            dtype=dtype,
+            dtype=_cpu_safe_dtype(dtype),
             max_model_len=max_model_len,
             enable_prefix_caching=True,
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
             seed=seed,
+            # Eager skips torch.compile: minutes faster to start on CPU, somewhat slower per token.
+            enforce_eager=enforce_eager,
         )
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -74,3 +77,13 @@ class VLLMBackend:
             )
             for out in outputs
         ]
+
+
+def _cpu_safe_dtype(dtype: str) -> str:
+    """'auto' on CPU means float32: vLLM's CPU default (bfloat16) is emulated, and many times slower,
+    on CPUs without AVX512-BF16/AMX, such as the 2-core machines we develop on."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    return "auto" if torch.cuda.is_available() else "float32"

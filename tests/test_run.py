@@ -1,0 +1,115 @@
+"""`charter run` end to end on the tiny model: tables, contracts, resume and selective redo."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+import yaml
+
+from conftest import REPO, write_recipe
+from engine.config import load_recipe
+from engine.constitution import load_constitution
+from engine.runner import run_recipe
+
+PROVENANCE = {"model", "backend", "config_hash", "constitution_version", "constitution_sha256"}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model):
+    folder = tmp_path_factory.mktemp("run")
+    recipe = load_recipe(write_recipe(folder, tiny_model, respond={"n": 2, "sampling": {"temperature": 0.0, "max_tokens": 8}}))
+    result = run_recipe(recipe)
+    return recipe, result
+
+
+def test_responses_follow_the_stage_contract(finished_run):
+    _, result = finished_run
+    responses = pl.read_parquet(result.run_dir / "responses.parquet")
+    assert {"prompt_id", "response_id", "response", "model", "sampling", "seed"} | PROVENANCE <= set(responses.columns)
+    assert responses.height == 12  # 6 prompts x n=2
+    assert responses["response_id"].n_unique() == 12
+
+
+def test_revisions_chain_each_round_on_the_previous_revision(finished_run):
+    _, result = finished_run
+    revisions = pl.read_parquet(result.run_dir / "revisions.parquet").sort("response_id", "round")
+    assert set(revisions["round"]) == {1, 2}
+    for group in revisions.partition_by("response_id"):
+        first, second = group.row(0, named=True), group.row(1, named=True)
+        assert second["critiqued_text"] == first["revision"]
+    responses = pl.read_parquet(result.run_dir / "responses.parquet")
+    round1 = revisions.filter(pl.col("round") == 1).join(responses, on="response_id")
+    assert (round1["critiqued_text"] == round1["response"]).all()
+
+
+def test_revisions_record_principles_from_the_constitution(finished_run):
+    recipe, result = finished_run
+    revisions = pl.read_parquet(result.run_dir / "revisions.parquet")
+    constitution = load_constitution(recipe.constitution)
+    assert set(revisions["principle_id"]) <= set(constitution.ids)
+    assert (revisions["constitution_sha256"] == constitution.sha256).all()
+    assert (revisions["constitution_version"] == constitution.version).all()
+
+
+def test_pairs_put_the_original_against_the_final_revision(finished_run):
+    _, result = finished_run
+    pairs = pl.read_parquet(result.run_dir / "pairs.parquet")
+    revisions = pl.read_parquet(result.run_dir / "revisions.parquet").filter(pl.col("round") == 2)
+    joined = pairs.join(revisions, left_on="response_b_id", right_on="revision_id")
+    assert joined.height == pairs.height == 12
+    assert (joined["response_b"] == joined["revision"]).all()
+    assert (pairs["pair_kind"] == "original-vs-revision").all()
+
+
+def test_manifest_records_recipe_constitution_versions_and_stage_counts(finished_run):
+    _, result = finished_run
+    import json
+
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["responses"]["rows"] == 12
+    assert manifest["stages"]["revisions"]["rows"] == 24
+    assert manifest["constitution"]["sha256"]
+    assert manifest["packages"]["torch"]
+    assert manifest["recipe"]["critique"]["rounds"] == 2
+
+
+def test_rerunning_the_same_recipe_does_no_new_work(finished_run):
+    recipe, result = finished_run
+    before = pl.read_parquet(result.run_dir / "pairs.parquet")
+    again = run_recipe(recipe)
+    assert all(s.items_done_before == s.items for s in again.stages.values())
+    assert pl.read_parquet(result.run_dir / "pairs.parquet").equals(before)
+
+
+def test_editing_the_constitution_redoes_critique_and_pairs_but_not_responses(tmp_path, tiny_model):
+    edited = yaml.safe_load((REPO / "constitution" / "default.yaml").read_text())
+    constitution_path = tmp_path / "c.yaml"
+    constitution_path.write_text(yaml.safe_dump(edited))
+    path = write_recipe(tmp_path, tiny_model, constitution=str(constitution_path))
+    first = run_recipe(load_recipe(path))
+    edited["principles"][0]["critique"] += " Be brief."
+    edited["version"] = "1.0.1"
+    constitution_path.write_text(yaml.safe_dump(edited))
+    second = run_recipe(load_recipe(path))
+    assert second.stages["responses"].items_done_before == first.stages["responses"].items
+    assert second.stages["revisions"].items_done_before == 0
+    assert second.stages["pairs"].items_done_before == 0
+    assert set(pl.read_parquet(second.run_dir / "pairs.parquet")["constitution_version"]) == {"1.0.1"}
+
+
+def test_changing_critique_rounds_keeps_responses(tmp_path, tiny_model):
+    first = run_recipe(load_recipe(write_recipe(tmp_path, tiny_model)))
+    second = run_recipe(load_recipe(write_recipe(tmp_path, tiny_model, critique={"rounds": 1})))
+    assert second.stages["responses"].items_done_before == first.stages["responses"].items
+    assert second.stages["revisions"].items_done_before == 0
+    assert pl.read_parquet(second.run_dir / "revisions.parquet")["round"].max() == 1
+
+
+@pytest.mark.vllm
+def test_vllm_backend_runs_the_whole_recipe(tmp_path, tiny_model, vllm_backend):
+    recipe = load_recipe(write_recipe(tmp_path, tiny_model, backend="vllm", backend_options={}))
+    result = run_recipe(recipe, backend=vllm_backend)
+    pairs = pl.read_parquet(result.run_dir / "pairs.parquet")
+    assert pairs.height == 6
+    assert set(pairs["backend"]) == {"vllm"}
+    assert pairs["response_a"].str.len_chars().min() > 0
