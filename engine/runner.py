@@ -89,12 +89,15 @@ def execute_stage(
     process: Callable[[pl.DataFrame], pl.DataFrame],
     chunk_size: int,
     progress: Progress,
+    prepare: Callable[[], object] | None = None,
 ) -> tuple[pl.DataFrame, StageStats]:
     """Process the items not yet stored, chunk by chunk (one atomic shard each), then write the table."""
     done = store.done_keys(table)
     todo = items.filter(~pl.col(KEY).is_in(list(done)))
     stats = StageStats(items=items.height, items_done_before=items.height - todo.height)
     task = progress.add_task(table, total=items.height, completed=stats.items_done_before, rate="")
+    if prepare is not None and todo.height:
+        prepare()  # model loading is not part of the stage's throughput
     start, processed = time.perf_counter(), 0
     for chunk in todo.iter_slices(chunk_size):
         rows = process(chunk)
@@ -135,11 +138,13 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
         responses, result.stages[respond.TABLE] = execute_stage(
             store, respond.TABLE, respond.ID, items,
             lambda chunk: respond.run(chunk, backend.get(), recipe.respond, ctx), recipe.chunk_size, progress,
+            prepare=backend.get,
         )
         items = critique.plan(responses, recipe.critique, ctx)
         revisions, result.stages[critique.TABLE] = execute_stage(
             store, critique.TABLE, critique.ID, items,
             lambda chunk: critique.run(chunk, backend.get(), recipe.critique, ctx), recipe.chunk_size, progress,
+            prepare=backend.get,
         )
         items = pairs.plan(responses, revisions, ctx)
         _, result.stages[pairs.TABLE] = execute_stage(

