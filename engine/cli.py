@@ -110,6 +110,54 @@ def models_path(name: str = typer.Argument("smollm2-135m")) -> None:
     console.print(str(resolve_model(name)))
 
 
+@app.command("judge-eval")
+@user_errors
+def judge_eval(
+    pairs: Path = typer.Option(..., help="human-labelled pairs: HH-RLHF jsonl(.gz), or JSONL/Parquet with prompt/chosen/rejected"),
+    model: str = typer.Option("smollm2-135m", help="judge model: local folder or smollm2-135m"),
+    backend: str = typer.Option("vllm", help="vllm or transformers"),
+    constitution: Path = typer.Option(Path("constitution/default.yaml"), help="whose comparison questions to ask"),
+    principles: int = typer.Option(4, help="comparison principles per pair (0 = all), each asked in both orders"),
+    limit: int = typer.Option(None, help="judge a seeded random sample of this many rows"),
+    seed: int = typer.Option(0),
+    cot: bool = typer.Option(False, help="chain-of-thought: reason first, then score (labels clamped)"),
+    batch_size: int = typer.Option(16, help="transformers backend: pairs per forward pass"),
+    report: Path = typer.Option(None, help="also write the report as JSON here"),
+    enforce_eager: bool = typer.Option(True, help="vLLM: skip torch.compile (faster start on CPU)"),
+) -> None:
+    """Score a human-labelled preference file with the judge; print accuracy beside the length baseline."""
+    from engine.backends import load_backend
+    from engine.config import JudgeConfig
+    from engine.constitution import load_constitution
+    from engine.judge_eval import evaluate_judge
+    from engine.models import resolve_model
+    from engine.preferences import load_preferences
+
+    loaded = load_constitution(constitution)
+    preferences = load_preferences(pairs, limit=limit, seed=seed)
+    options = {"batch_size": batch_size} if backend == "transformers" else {"enforce_eager": enforce_eager, "seed": seed}
+    judge = load_backend(backend, str(resolve_model(model)), **options)
+    result = evaluate_judge(preferences, judge, JudgeConfig(principles=principles, cot=cot), loaded, seed, str(pairs))
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result.report, indent=2) + "\n")
+    console.print(_judge_eval_table(result.report))
+
+
+def _judge_eval_table(report: dict):
+    from rich.table import Table
+
+    table = Table(title=f"judge-eval: {report['pairs']} pairs from {report['source']} ({report['rows_skipped']} rows skipped)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in ("accuracy", "accuracy_with_ties", "length_baseline", "chance", "swap_consistency_pairs",
+                "swap_consistency_principles", "position_bias_first_slot", "principle_agreement", "mean_margin",
+                "pairs_unscored", "pairs_per_second"):
+        value = report.get(key)
+        table.add_row(key, "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value)))
+    return table
+
+
 @app.command()
 @user_errors
 def show(run_dir: Path, table: str = typer.Option("pairs", help="prompts|responses|revisions|pairs"), n: int = 3) -> None:

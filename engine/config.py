@@ -51,6 +51,18 @@ class CritiqueConfig:
 
 
 @dataclass(frozen=True)
+class JudgeConfig:
+    """RL-CAI judge: k comparison principles per pair, each asked in both orders."""
+
+    model: str | None = None  # default: the policy model (and its loaded engine)
+    backend: str | None = None  # default: the recipe's backend
+    principles: int = 4  # sampled per pair with a seeded RNG; 0 = all
+    cot: bool = False  # reason first, then score the option tokens after the reasoning
+    cot_clamp: tuple[float, float] = (0.4, 0.6)  # CoT soft labels are overconfident (CAI paper)
+    cot_sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, max_tokens=128))
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     output_dir: str
@@ -63,6 +75,7 @@ class Recipe:
     chunk_size: int = 64
     respond: RespondConfig = field(default_factory=RespondConfig)
     critique: CritiqueConfig = field(default_factory=CritiqueConfig)
+    judge: JudgeConfig | None = None  # None: the run stops at candidate pairs
     source_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -79,6 +92,7 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
     if errors:
         raise CharterError("invalid recipe:\n" + "\n".join(errors))
     respond_raw, critique_raw = raw.get("respond", {}), raw.get("critique", {})
+    judge_raw = raw.get("judge")
     name = raw.get("name") or Path(source).stem
     return Recipe(
         name=name,
@@ -100,7 +114,20 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
             principles=tuple(critique_raw.get("principles", ())),
             sampling=_sampling(critique_raw.get("sampling"), CritiqueConfig().sampling),
         ),
+        judge=None if judge_raw is None else judge_config(judge_raw),
         source_path=source,
+    )
+
+
+def judge_config(raw: dict[str, Any]) -> JudgeConfig:
+    default = JudgeConfig()
+    return JudgeConfig(
+        model=raw.get("model"),
+        backend=raw.get("backend"),
+        principles=raw.get("principles", default.principles),
+        cot=raw.get("cot", default.cot),
+        cot_clamp=tuple(raw.get("cot_clamp", default.cot_clamp)),  # type: ignore[arg-type]
+        cot_sampling=_sampling(raw.get("cot_sampling"), default.cot_sampling),
     )
 
 

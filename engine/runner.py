@@ -24,7 +24,7 @@ from engine.backends import Backend, load_backend
 from engine.config import Recipe
 from engine.constitution import load_constitution
 from engine.models import resolve_model
-from engine.stages import StageContext, critique, pairs, respond
+from engine.stages import StageContext, critique, judge, pairs, respond
 from engine.stages.prompts import load_prompts
 from engine.store import KEY, RunStore, write_parquet_atomic
 
@@ -47,14 +47,14 @@ class RunResult:
 class _LazyBackend:
     """Loads the model on first use, so a fully-resumed run starts no engine."""
 
-    def __init__(self, recipe: Recipe, model_path: Path):
-        self.recipe, self.model_path, self._backend = recipe, model_path, None
+    def __init__(self, recipe: Recipe, kind: str, model_path: Path, backend: Backend | None = None):
+        self.recipe, self.kind, self.model_path, self._backend = recipe, kind, model_path, backend
 
     def get(self) -> Backend:
         if self._backend is None:
             opts = self.recipe.backend_options
             options = {"batch_size": opts.batch_size, "dtype": "float32" if opts.dtype == "auto" else opts.dtype}
-            if self.recipe.backend == "vllm":
+            if self.kind == "vllm":
                 options = {
                     "dtype": opts.dtype,
                     "max_model_len": opts.max_model_len,
@@ -64,7 +64,7 @@ class _LazyBackend:
                     "enforce_eager": opts.enforce_eager,
                     "seed": self.recipe.seed,
                 }
-            self._backend = load_backend(self.recipe.backend, str(self.model_path), **options)
+            self._backend = load_backend(self.kind, str(self.model_path), **options)
         return self._backend
 
 
@@ -123,12 +123,16 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
     model_path = resolve_model(recipe.model)
     ctx = StageContext(model=recipe.model, backend=recipe.backend, seed=recipe.seed, constitution=constitution)
     critique.eligible_principles(recipe.critique, ctx)
+    judge_kind, judge_model_path = recipe.backend, model_path
+    if recipe.judge is not None:
+        judge_kind = recipe.judge.backend or recipe.backend
+        judge_model_path = resolve_model(recipe.judge.model) if recipe.judge.model else model_path
 
     store = RunStore(recipe.output_dir)
     write_parquet_atomic(prompts_table, store.root / "prompts.parquet")
-    lazy = _LazyBackend(recipe, model_path)
-    lazy._backend = backend
-    backend = lazy
+    policy = _LazyBackend(recipe, recipe.backend, model_path, backend)
+    same_engine = (judge_kind, judge_model_path) == (recipe.backend, model_path)
+    judge_backend = policy if same_engine else _LazyBackend(recipe, judge_kind, judge_model_path)
     result = RunResult(run_dir=store.root)
     manifest = _manifest_header(store, recipe, constitution, model_path, prompts_table.height)
     store.write_manifest(manifest)
@@ -137,19 +141,27 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
         items = respond.plan(prompts_table, recipe.respond, ctx)
         responses, result.stages[respond.TABLE] = execute_stage(
             store, respond.TABLE, respond.ID, items,
-            lambda chunk: respond.run(chunk, backend.get(), recipe.respond, ctx), recipe.chunk_size, progress,
-            prepare=backend.get,
+            lambda chunk: respond.run(chunk, policy.get(), recipe.respond, ctx), recipe.chunk_size, progress,
+            prepare=policy.get,
         )
         items = critique.plan(responses, recipe.critique, ctx)
         revisions, result.stages[critique.TABLE] = execute_stage(
             store, critique.TABLE, critique.ID, items,
-            lambda chunk: critique.run(chunk, backend.get(), recipe.critique, ctx), recipe.chunk_size, progress,
-            prepare=backend.get,
+            lambda chunk: critique.run(chunk, policy.get(), recipe.critique, ctx), recipe.chunk_size, progress,
+            prepare=policy.get,
         )
         items = pairs.plan(responses, revisions, ctx)
-        _, result.stages[pairs.TABLE] = execute_stage(
+        candidates, result.stages[pairs.TABLE] = execute_stage(
             store, pairs.TABLE, pairs.ID, items, lambda chunk: pairs.run(chunk, ctx), 10_000, progress,
         )
+        if recipe.judge is not None:
+            cfg = recipe.judge
+            chash = judge.config_hash(cfg, recipe.judge.model or recipe.model, judge_kind, ctx)
+            _, result.stages[judge.TABLE] = execute_stage(
+                store, judge.TABLE, judge.ID, judge.plan(candidates, chash),
+                lambda chunk: judge.run(chunk, judge_backend.get(), cfg, ctx, chash), recipe.chunk_size, progress,
+                prepare=judge_backend.get,
+            )
 
     manifest["stages"] = {name: vars(stats) for name, stats in result.stages.items()}
     manifest["finished_at"] = datetime.now(timezone.utc).isoformat()

@@ -40,14 +40,39 @@ class Completion:
     completion_tokens: int
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score the next token after `assistant_prefix` (the opened assistant turn) for each option label."""
+
+    messages: tuple[Message, ...]
+    assistant_prefix: str
+    options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OptionScores:
+    """Log-probabilities of each option's token (full-vocabulary log-softmax), or why there are none."""
+
+    logprobs: tuple[float, ...] | None
+    error: str | None = None
+
+
 class Backend(Protocol):
-    """What a stage needs from a model: continue many conversations at once."""
+    """What a stage needs from a model: continue many conversations, or score option tokens, at once."""
 
     name: str
     model_id: str
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """Complete every request, in order; the backend batches them as it sees fit."""
+        ...
+
+    def option_token_ids(self, options: Sequence[str]) -> list[int]:
+        """The single token id of each option label; CharterError if a label is not one token."""
+        ...
+
+    def score_options(self, requests: Sequence[ScoreRequest]) -> list[OptionScores]:
+        """One forward pass per request; never raises for a single bad row (it gets an error instead)."""
         ...
 
 

@@ -25,3 +25,28 @@ def render_chat(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
         raise CharterError("the model's tokenizer has no chat_template; charter needs a chat (instruct) model")
     text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def render_scoring_prompt(tokenizer: Any, messages: Sequence[Message], assistant_prefix: str) -> list[int]:
+    """Chat template with the assistant turn opened, then the prefix the scored token follows."""
+    prefix = tokenizer(assistant_prefix, add_special_tokens=False)["input_ids"] if assistant_prefix else []
+    return render_chat(tokenizer, messages) + prefix
+
+
+def single_token_ids(tokenizer: Any, options: Sequence[str]) -> list[int]:
+    """Token id of each label; labels must each be exactly one token, and distinct."""
+    ids = []
+    for label in options:
+        encoded = tokenizer(label, add_special_tokens=False)["input_ids"]
+        if len(encoded) != 1:
+            raise CharterError(f"option label {label!r} is {len(encoded)} tokens for this tokenizer; it must be one")
+        ids.append(encoded[0])
+    if len(set(ids)) != len(ids):
+        raise CharterError(f"option labels {list(options)} share a token id")
+    return ids
+
+
+def too_long(n_tokens: int, limit: int) -> str | None:
+    if n_tokens + 1 > limit:
+        return f"prompt is {n_tokens} tokens; the model's limit is {limit}"
+    return None

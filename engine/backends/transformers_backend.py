@@ -14,8 +14,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from engine.backends import Completion, GenerationRequest
-from engine.backends.chat import check_model_dir, render_chat
+from engine.backends import Completion, GenerationRequest, OptionScores, ScoreRequest
+from engine.backends.chat import check_model_dir, render_chat, render_scoring_prompt, single_token_ids, too_long
 
 
 class TransformersBackend:
@@ -43,6 +43,28 @@ class TransformersBackend:
             for i, completion in zip(batch, self._generate_batch([encoded[i] for i in batch], [requests[i] for i in batch])):
                 results[i] = completion
         return results  # type: ignore[return-value]
+
+    def option_token_ids(self, options: Sequence[str]) -> list[int]:
+        return single_token_ids(self.tokenizer, options)
+
+    def score_options(self, requests: Sequence[ScoreRequest]) -> list[OptionScores]:
+        encoded = [render_scoring_prompt(self.tokenizer, r.messages, r.assistant_prefix) for r in requests]
+        limit = getattr(self.model.config, "max_position_embeddings", 1 << 30)
+        results = [OptionScores(None, too_long(len(ids), limit)) for ids in encoded]
+        ok = sorted((i for i, r in enumerate(results) if r.error is None), key=lambda i: len(encoded[i]))
+        batches = [ok[i : i + self.batch_size] for i in range(0, len(ok), self.batch_size)]
+        for batch in tqdm(batches, desc="score", unit="batch", leave=False, disable=len(batches) < 2):
+            rows = self._last_token_logprobs([encoded[i] for i in batch])
+            for i, row in zip(batch, rows):
+                ids = self.option_token_ids(requests[i].options)
+                results[i] = OptionScores(tuple(float(row[t]) for t in ids))
+        return results
+
+    @torch.inference_mode()
+    def _last_token_logprobs(self, ids: list[list[int]]) -> torch.Tensor:
+        padded = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.device)
+        logits = self.model(**padded).logits[:, -1, :].float()  # left padding: last column is each row's end
+        return torch.log_softmax(logits, dim=-1).cpu()
 
     @torch.inference_mode()
     def _generate_batch(self, ids: list[list[int]], requests: list[GenerationRequest]) -> list[Completion]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from engine.backends import Completion, GenerationRequest
-from engine.backends.chat import check_model_dir, render_chat
+from engine.backends import Completion, GenerationRequest, OptionScores, ScoreRequest
+from engine.backends.chat import check_model_dir, render_chat, render_scoring_prompt, single_token_ids, too_long
 from engine.errors import CharterError
 
 
@@ -53,6 +53,31 @@ class VLLMBackend:
             enforce_eager=enforce_eager,
         )
         self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = max_model_len
+
+    def option_token_ids(self, options: Sequence[str]) -> list[int]:
+        return single_token_ids(self.tokenizer, options)
+
+    def score_options(self, requests: Sequence[ScoreRequest]) -> list[OptionScores]:
+        """One generated token per request with `logprob_token_ids`: the option logprobs, no text parsing."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        encoded = [render_scoring_prompt(self.tokenizer, r.messages, r.assistant_prefix) for r in requests]
+        results = [OptionScores(None, too_long(len(ids), self.max_model_len)) for ids in encoded]
+        ok = [i for i, r in enumerate(results) if r.error is None]
+        option_ids = [self.option_token_ids(requests[i].options) for i in ok]
+        params = [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=ids) for ids in option_ids]
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=encoded[i]) for i in ok], params, use_tqdm=len(ok) > 1)
+        for i, ids, out in zip(ok, option_ids, outputs):
+            step = out.outputs[0].logprobs[0]  # token id -> Logprob for the one generated position
+            missing = [t for t in ids if t not in step]
+            results[i] = (
+                OptionScores(None, f"no logprob returned for option token(s) {missing}")
+                if missing
+                else OptionScores(tuple(float(step[t].logprob) for t in ids))
+            )
+        return results
 
     def close(self) -> None:
         """Stop the engine process now rather than at interpreter exit."""

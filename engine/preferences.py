@@ -1,0 +1,119 @@
+"""Read human-labelled preference files into pairs the judge can score.
+
+Formats: Anthropic HH-RLHF (`{"chosen": TRANSCRIPT, "rejected": TRANSCRIPT}`, JSONL, optionally
+gzipped; multi-turn kept as chat messages), and JSONL/Parquet with `prompt`/`chosen`/`rejected`
+columns (plain strings, or TRL's conversational message lists). The human-chosen response is
+`response_a`; the judge asks both orders, so that slot carries no advantage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from engine.errors import CharterError
+from engine.keys import stable_hash
+
+_TURN = re.compile(r"\n\n(Human|Assistant):")
+_ROLES = {"Human": "user", "Assistant": "assistant"}
+CONVERSATION = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+
+
+@dataclass
+class PreferenceFile:
+    pairs: pl.DataFrame  # pair_id, prompt, conversation, response_a (human-chosen), response_b
+    rows_read: int
+    skipped: list[str] = field(default_factory=list)  # "row N: reason", reported, never silent
+
+
+def parse_transcript(text: str) -> list[dict[str, str]]:
+    """`\\n\\nHuman: ...\\n\\nAssistant: ...` -> chat messages."""
+    parts = _TURN.split(text)
+    if parts[0].strip():
+        raise ValueError("text before the first Human/Assistant turn")
+    return [{"role": _ROLES[role], "content": body.strip()} for role, body in zip(parts[1::2], parts[2::2])]
+
+
+def split_hh_pair(chosen: str, rejected: str) -> tuple[list[dict[str, str]], str, str]:
+    """Shared conversation up to the last Assistant turn, and the two final replies."""
+    marker = "\n\nAssistant:"
+    ci, ri = chosen.rfind(marker), rejected.rfind(marker)
+    if ci < 0 or ri < 0:
+        raise ValueError("no Assistant turn")
+    if chosen[:ci] != rejected[:ri]:
+        raise ValueError("chosen and rejected differ before the last Assistant turn")
+    conversation = parse_transcript(chosen[:ci])
+    if not conversation or conversation[-1]["role"] != "user":
+        raise ValueError("conversation does not end with a Human turn")
+    return conversation, chosen[ci + len(marker):].strip(), rejected[ri + len(marker):].strip()
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path).to_dicts()
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise CharterError(f"{path}: row {n}: invalid JSON ({exc.msg})") from None
+    return rows
+
+
+def _last_text(value) -> str:
+    """A reply given as a string or as TRL conversational messages."""
+    if isinstance(value, list):
+        return str(value[-1]["content"]).strip()
+    return str(value).strip()
+
+
+def _row_to_pair(row: dict) -> tuple[list[dict[str, str]], str, str]:
+    if "prompt" not in row:
+        return split_hh_pair(row["chosen"], row["rejected"])
+    prompt = row["prompt"]
+    conversation = [dict(m) for m in prompt] if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
+    return conversation, _last_text(row["chosen"]), _last_text(row["rejected"])
+
+
+def load_preferences(path: str | Path, limit: int | None = None, seed: int = 0) -> PreferenceFile:
+    """Read, convert and (with `limit`) take a seeded sample; rows that cannot be used are listed."""
+    path = Path(path)
+    if not path.is_file():
+        raise CharterError(f"{path}: preference file not found")
+    rows = _read_rows(path)
+    if not rows:
+        raise CharterError(f"{path}: no rows")
+    missing = {"chosen", "rejected"} - set(rows[0])
+    if missing:
+        raise CharterError(f"{path}: row 1: missing column(s) {', '.join(sorted(missing))}")
+    indices = list(range(len(rows)))
+    if limit is not None and limit < len(rows):
+        indices = sorted(random.Random(seed).sample(indices, limit))
+    records, skipped = [], []
+    for i in indices:
+        try:
+            conversation, chosen, rejected = _row_to_pair(rows[i])
+        except (ValueError, KeyError, TypeError) as exc:
+            skipped.append(f"row {i + 1}: {exc}")
+            continue
+        records.append(
+            {
+                "pair_id": stable_hash("human-pair", path.name, i),
+                "row": i + 1,
+                "prompt": conversation[-1]["content"],
+                "conversation": conversation,
+                "response_a": chosen,
+                "response_b": rejected,
+            }
+        )
+    schema = {"pair_id": pl.String, "row": pl.Int64, "prompt": pl.String, "conversation": CONVERSATION, "response_a": pl.String, "response_b": pl.String}
+    return PreferenceFile(pl.DataFrame(records, schema=schema), rows_read=len(rows), skipped=skipped)
