@@ -63,6 +63,32 @@ class JudgeConfig:
 
 
 @dataclass(frozen=True)
+class FilterConfig:
+    """Quality-filter thresholds (engine/filters.py); a pair failing any of them is dropped with a reason."""
+
+    swap_mode: str = "all"  # "all": every principle swap-consistent; "share": swap_consistency >= min_swap_consistency
+    min_swap_consistency: float = 0.75  # used when swap_mode == "share"
+    min_principle_agreement: float = 0.75  # share of principles agreeing with the aggregate (3 of 4)
+    min_margin: float = 0.1  # |p_chosen - 0.5|: 0.1 keeps labels of p_chosen >= 0.6
+    drop_truncated: bool = True  # either side stopped at max_tokens (finish_reason "length")
+    min_length_ratio: float = 0.5  # chosen chars / rejected chars; outside the range, length may be the signal
+    max_length_ratio: float = 2.0
+    keep_injection_suspects: bool = False
+    near_duplicate_threshold: float | None = 0.6  # word-bigram Jaccard of two prompts; None: no prompt dedup
+    ngram: int = 2  # words per shingle for near-duplicate prompts
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Where and how `charter export` writes the HF dataset (engine/export.py)."""
+
+    to: str | None = None  # default: RUN/export
+    test_size: float = 0.1  # share of prompts held out; pairs of one prompt stay in one split
+    seed: int = 0
+    sft: bool = True  # also write SL-CAI SFT data (prompt -> final revision) to TO/sft
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     output_dir: str
@@ -76,6 +102,8 @@ class Recipe:
     respond: RespondConfig = field(default_factory=RespondConfig)
     critique: CritiqueConfig = field(default_factory=CritiqueConfig)
     judge: JudgeConfig | None = None  # None: the run stops at candidate pairs
+    filter: FilterConfig | None = None  # filter (and export) run after the judge when either section is present
+    export: ExportConfig | None = None
     source_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,7 +120,9 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
     if errors:
         raise CharterError("invalid recipe:\n" + "\n".join(errors))
     respond_raw, critique_raw = raw.get("respond", {}), raw.get("critique", {})
-    judge_raw = raw.get("judge")
+    judge_raw, filter_raw, export_raw = raw.get("judge"), raw.get("filter"), raw.get("export")
+    if judge_raw is None and (filter_raw is not None or export_raw is not None):
+        raise CharterError(f"invalid recipe:\n{source}: filter/export need judged pairs; add a 'judge' section")
     name = raw.get("name") or Path(source).stem
     return Recipe(
         name=name,
@@ -115,6 +145,8 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
             sampling=_sampling(critique_raw.get("sampling"), CritiqueConfig().sampling),
         ),
         judge=None if judge_raw is None else judge_config(judge_raw),
+        filter=None if filter_raw is None else FilterConfig(**filter_raw),
+        export=None if export_raw is None else ExportConfig(**export_raw),
         source_path=source,
     )
 
@@ -129,6 +161,17 @@ def judge_config(raw: dict[str, Any]) -> JudgeConfig:
         cot_clamp=tuple(raw.get("cot_clamp", default.cot_clamp)),  # type: ignore[arg-type]
         cot_sampling=_sampling(raw.get("cot_sampling"), default.cot_sampling),
     )
+
+
+def filter_config(raw: dict[str, Any] | None, source: str) -> FilterConfig:
+    """A filter section (e.g. from a run's manifest) checked against the recipe schema; None: defaults."""
+    if raw is None:
+        return FilterConfig()
+    schema = load_schema(SCHEMA_DIR / "recipe.schema.json")
+    errors = schema_errors(raw, {"$ref": "#/$defs/filter", "$defs": schema["$defs"]}, f"{source}: filter")
+    if errors:
+        raise CharterError("invalid filter config:\n" + "\n".join(errors))
+    return FilterConfig(**raw)
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -17,7 +17,11 @@ PROVENANCE = {"model", "backend", "config_hash", "constitution_version", "consti
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_model):
     folder = tmp_path_factory.mktemp("run")
-    recipe = load_recipe(write_recipe(folder, tiny_model, respond={"n": 2, "sampling": {"temperature": 0.0, "max_tokens": 8}}))
+    recipe = load_recipe(
+        write_recipe(
+            folder, tiny_model, respond={"n": 2, "sampling": {"temperature": 0.0, "max_tokens": 8}}, judge={"principles": 2}
+        )
+    )
     result = run_recipe(recipe)
     return recipe, result
 
@@ -59,6 +63,19 @@ def test_pairs_put_the_original_against_the_final_revision(finished_run):
     assert joined.height == pairs.height == 12
     assert (joined["response_b"] == joined["revision"]).all()
     assert (pairs["pair_kind"] == "original-vs-revision").all()
+
+
+def test_judged_pairs_are_oriented_by_the_judge_with_every_vote_kept(finished_run):
+    _, result = finished_run
+    judged = pl.read_parquet(result.run_dir / "judged.parquet")
+    assert judged.height == 12
+    assert {"chosen", "rejected", "p_chosen", "swap_consistent", "principle_agreement", "margin", "votes"} <= set(judged.columns)
+    assert (judged["votes"].list.len() == 4).all()  # 2 principles x 2 orders
+    a_side = judged.filter(pl.col("chosen_side") == "a")
+    assert (a_side["chosen"] == a_side["response_a"]).all()
+    b_side = judged.filter(pl.col("chosen_side") == "b")
+    assert (b_side["chosen"] == b_side["response_b"]).all()
+    assert (judged["p_chosen"] >= 0.5).all()
 
 
 def test_manifest_records_recipe_constitution_versions_and_stage_counts(finished_run):

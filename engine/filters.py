@@ -1,0 +1,421 @@
+"""Quality filters over judged pairs: small named Polars steps, each with a reason code for what it drops.
+
+Applied in this order; a dropped row carries the reason (and a detail) of the FIRST filter that drops it:
+judge_error, swap_inconsistent, principle_disagreement, weak_preference, degenerate, length_bias,
+judge_injection, near_duplicate_prompt, schema_invalid. Thresholds live in `FilterConfig` (engine/config.py).
+
+Near-duplicate prompts: MinHash over word n-grams (numpy universal hashing over the exploded shingles,
+min per prompt), LSH bands to find candidates, the exact n-gram Jaccard of each candidate pair, then
+connected components; each cluster keeps its smallest prompt_id. Pairs sharing one prompt_id are one
+prompt (n samples per prompt are normal), so they are never duplicates of each other. Only prompts
+that survive the row filters take part, so a prompt is never dropped in favour of one dropped anyway.
+Embedding similarity (all-MiniLM) is not implemented: dedup is lexical only.
+
+Schema validity is checked twice against the one published schema, engine/schemas/pair.schema.json:
+here, every row's exported record (engine.export.record_columns) by Polars expressions compiled from
+that schema (fast enough for millions of rows; drops with reason `schema_invalid`); and at export, by
+jsonschema's Draft202012Validator over every exported record (engine.export), which must then find
+nothing. Here NaN numbers are also rejected (jsonschema's minimum/maximum let NaN through).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import polars as pl
+
+from engine.config import FilterConfig
+from engine.errors import CharterError
+from engine.export import RECORD_SCHEMA, record_columns
+from engine.store import RunStore, write_json_atomic, write_parquet_atomic
+
+__all__ = ["FilterConfig", "FilterResult", "REASONS", "apply_filters", "filter_run"]
+
+REASONS = (
+    "judge_error", "swap_inconsistent", "principle_disagreement", "weak_preference", "degenerate",
+    "length_bias", "judge_injection", "near_duplicate_prompt", "schema_invalid",
+)
+REQUIRED = (
+    "pair_id", "prompt_id", "prompt", "response_a", "response_b", "response_a_finish_reason",
+    "response_b_finish_reason", "chosen", "rejected", "chosen_side", "p_chosen", "margin", "swap_consistent",
+    "swap_consistency", "principle_agreement", "votes", "judge_injection_suspect", "judge_error",
+    "constitution_version", "constitution_sha256", "model", "judge_model",
+)
+NUM_PERM = 32  # MinHash functions; LSH only proposes candidates, their exact Jaccard decides
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant that chains word hashes into an n-gram hash
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    reason: str
+    drops: pl.Expr  # true where the row is dropped
+    detail: pl.Expr  # why, read only where it drops
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    kept: pl.DataFrame  # the input columns
+    dropped: pl.DataFrame  # the input columns + drop_reason + drop_detail
+    report: dict[str, Any]
+
+
+def drop_judge_errors(cfg: FilterConfig) -> RowFilter:
+    detail = pl.concat_str(pl.lit("unscored: "), pl.col("judge_error").fill_null("no chosen side"))
+    return RowFilter("judge_error", pl.col("chosen").is_null(), detail)
+
+
+def drop_swap_inconsistent(cfg: FilterConfig) -> RowFilter:
+    share = pl.col("swap_consistency").round(3)
+    if cfg.swap_mode == "all":
+        return RowFilter("swap_inconsistent", ~pl.col("swap_consistent").fill_null(False),
+                         pl.format("a principle flipped with the order (swap_consistency {})", share))
+    return RowFilter("swap_inconsistent", pl.col("swap_consistency").fill_null(0.0) < cfg.min_swap_consistency,
+                     pl.format("swap_consistency {} < {}", share, pl.lit(cfg.min_swap_consistency)))
+
+
+def drop_principle_disagreement(cfg: FilterConfig) -> RowFilter:
+    agreement = pl.col("principle_agreement")
+    return RowFilter("principle_disagreement", agreement.fill_null(0.0) < cfg.min_principle_agreement,
+                     pl.format("principle_agreement {} < {}", agreement.round(3), pl.lit(cfg.min_principle_agreement)))
+
+
+def drop_weak_preferences(cfg: FilterConfig) -> RowFilter:
+    return RowFilter("weak_preference", pl.col("margin").fill_null(0.0) < cfg.min_margin,
+                     pl.format("margin {} < {}", pl.col("margin").round(4), pl.lit(cfg.min_margin)))
+
+
+def drop_degenerate(cfg: FilterConfig) -> RowFilter:
+    """Empty or identical sides, or (drop_truncated) a side cut off at max_tokens."""
+    chosen, rejected = pl.col("chosen").str.strip_chars(), pl.col("rejected").str.strip_chars()
+    a_chosen = pl.col("chosen_side") == "a"
+    a_finish, b_finish = pl.col("response_a_finish_reason"), pl.col("response_b_finish_reason")
+    checks = [(chosen == "", "empty chosen"), (rejected == "", "empty rejected"), (chosen == rejected, "chosen == rejected")]
+    if cfg.drop_truncated:
+        checks += [
+            (pl.when(a_chosen).then(a_finish).otherwise(b_finish) == "length", "chosen truncated at max_tokens"),
+            (pl.when(a_chosen).then(b_finish).otherwise(a_finish) == "length", "rejected truncated at max_tokens"),
+        ]
+    return _any_check("degenerate", [(c.fill_null(False), pl.lit(m)) for c, m in checks])
+
+
+def drop_length_bias(cfg: FilterConfig) -> RowFilter:
+    """Chosen/rejected length ratio out of range: the judge may be rewarding length, not quality."""
+    ratio = _chars("chosen") / _chars("rejected")  # UInt32 lengths cast first; an empty side is degenerate
+    outside = (ratio < cfg.min_length_ratio) | (ratio > cfg.max_length_ratio)
+    detail = pl.format("chosen/rejected length ratio {} outside [{}, {}]", ratio.round(2),
+                       pl.lit(cfg.min_length_ratio), pl.lit(cfg.max_length_ratio))
+    return RowFilter("length_bias", outside.fill_null(False), detail)
+
+
+def drop_injection_suspects(cfg: FilterConfig) -> RowFilter:
+    suspect = pl.lit(False) if cfg.keep_injection_suspects else pl.col("judge_injection_suspect").fill_null(False)
+    return RowFilter("judge_injection", suspect, pl.lit("a response addresses the judge"))
+
+
+def drop_schema_invalid(schema_of_records: pl.Schema) -> RowFilter:
+    """Every exported record checked against pair.schema.json, compiled into Polars expressions."""
+    root = json.loads(RECORD_SCHEMA.read_text())
+    checks: list[tuple[pl.Expr, pl.Expr]] = []
+    for name, expr in record_columns().items():
+        spec = root["properties"][name]
+        _check_dtype(schema_of_records[name], _resolve(spec, root), name)
+        checks += [(~ok.fill_null(False), pl.lit(msg)) for ok, msg in _schema_checks(expr, spec, root, name)]
+    drops = pl.any_horizontal(c for c, _ in checks)
+    which = pl.coalesce([pl.when(c).then(m) for c, m in checks])
+    return RowFilter("schema_invalid", drops, pl.format("pair {}: {}", pl.col("pair_id").fill_null("<null>"), which))
+
+
+ROW_FILTERS: tuple[Callable[[FilterConfig], RowFilter], ...] = (
+    drop_judge_errors, drop_swap_inconsistent, drop_principle_disagreement, drop_weak_preferences,
+    drop_degenerate, drop_length_bias, drop_injection_suspects,
+)
+
+
+def apply_filters(judged: pl.DataFrame, cfg: FilterConfig) -> FilterResult:
+    """Split judged pairs into kept and dropped (with reason and detail) and report what happened."""
+    missing = [c for c in REQUIRED if c not in judged.columns]
+    if missing:
+        raise CharterError(f"judged table lacks column(s) {', '.join(missing)}; re-run the judge stage")
+    lazy = judged.lazy()
+    rows = [f(cfg) for f in ROW_FILTERS]
+    schema = drop_schema_invalid(lazy.select(**record_columns()).collect_schema())
+    marked = lazy.with_columns(
+        _first(rows, "drops", "detail").alias("drop_detail"),
+        _first(rows, "drops", "reason").alias("drop_reason"),
+        schema.drops.alias("_schema_drop"),
+        schema.detail.alias("_schema_detail"),
+    ).collect()
+    survivors = marked.filter(pl.col("drop_reason").is_null()).select("prompt_id", "prompt")
+    duplicates, diversity = drop_near_duplicate_prompts(survivors, cfg)
+    marked = (
+        marked.join(duplicates, on="prompt_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.coalesce("drop_reason", pl.when(pl.col("_dup_detail").is_not_null()).then(pl.lit("near_duplicate_prompt")),
+                        pl.when("_schema_drop").then(pl.lit("schema_invalid"))),
+            pl.coalesce("drop_detail", "_dup_detail", pl.when("_schema_drop").then("_schema_detail")),
+        )
+    )
+    kept = marked.filter(pl.col("drop_reason").is_null()).select(judged.columns)
+    dropped = marked.filter(pl.col("drop_reason").is_not_null()).select(*judged.columns, "drop_reason", "drop_detail")
+    return FilterResult(kept, dropped, filter_report(judged, kept, dropped, diversity, cfg))
+
+
+def _first(filters: list[RowFilter], when: str, then: str) -> pl.Expr:
+    """The first filter that drops a row wins: a when/then chain in filter order."""
+    value = (lambda f: pl.lit(f.reason)) if then == "reason" else (lambda f: f.detail)
+    chain = pl.when(getattr(filters[0], when)).then(value(filters[0]))
+    for f in filters[1:]:
+        chain = chain.when(getattr(f, when)).then(value(f))
+    return chain.otherwise(pl.lit(None, dtype=pl.String))
+
+
+def _any_check(reason: str, checks: list[tuple[pl.Expr, pl.Expr]]) -> RowFilter:
+    return RowFilter(reason, pl.any_horizontal(c for c, _ in checks), pl.coalesce([pl.when(c).then(m) for c, m in checks]))
+
+
+def _chars(column: str) -> pl.Expr:
+    return pl.col(column).str.len_chars().cast(pl.Float64)
+
+
+# --- near-duplicate prompts -------------------------------------------------------------------------
+
+
+def drop_near_duplicate_prompts(rows: pl.DataFrame, cfg: FilterConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """prompt_id -> `_dup_detail` for each prompt dropped as a near-duplicate of a kept one, and diversity figures."""
+    prompts = rows.unique("prompt_id").sort("prompt_id")
+    owner, shingles = word_ngram_hashes(prompts["prompt"], cfg.ngram)
+    n = prompts.height
+    labels = np.arange(n)
+    candidates = 0
+    if cfg.near_duplicate_threshold is not None and n > 1:
+        bands, per_band = lsh_bands(cfg.near_duplicate_threshold, NUM_PERM)
+        u, v = lsh_candidates(minhash_signatures(owner, shingles, n, bands * per_band), bands, per_band)
+        candidates = len(u)
+        u, v = _similar(u, v, owner, shingles, cfg.near_duplicate_threshold)
+        labels = connected_components(n, u, v)
+    duplicate = labels != np.arange(n)
+    ids = prompts["prompt_id"]
+    dropped = pl.DataFrame({
+        "prompt_id": ids.filter(duplicate),
+        "_dup_detail": ("near-duplicate of prompt " + ids.gather(labels[duplicate])),
+    }, schema={"prompt_id": pl.String, "_dup_detail": pl.String})
+    kept = ~duplicate[owner]
+    diversity = {
+        "prompts_checked": n,
+        "prompts_kept": int(n - duplicate.sum()),
+        "near_duplicate_clusters": int(len(np.unique(labels[duplicate]))),
+        "lsh_candidate_pairs": candidates,
+        f"distinct_{cfg.ngram}gram_ratio": {"checked": _distinct_ratio(shingles), "kept": _distinct_ratio(shingles[kept])},
+    }
+    return dropped, diversity
+
+
+def word_ngram_hashes(texts: pl.Series, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(owner row, 64-bit hash) per word n-gram, grouped by row; a text shorter than n words is one shingle."""
+    words = (
+        pl.DataFrame({"text": texts}).with_row_index("owner").lazy()
+        .select(pl.col("owner").cast(pl.Int64), pl.col("text").str.to_lowercase().str.extract_all(r"\w+").alias("w"))
+        .explode("w")
+        .select("owner", pl.col("w").fill_null("").hash(0))
+        .collect()
+    )
+    owner, hashes = words["owner"].to_numpy(), words["w"].to_numpy()
+    counts = np.bincount(owner, minlength=len(texts))
+    position = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    gram = hashes.copy()
+    for j in range(1, n):  # chain the next j-th word in, within the same text only
+        same = np.zeros(len(owner), dtype=bool)
+        same[:-j] = owner[j:] == owner[:-j]
+        nxt = np.zeros_like(hashes)
+        nxt[:-j] = hashes[j:]
+        gram = np.where(same, (gram * _MIX) ^ nxt, gram)
+    starts = (position <= counts[owner] - n) | (position == 0)
+    return owner[starts], gram[starts]
+
+
+def minhash_signatures(owner: np.ndarray, shingles: np.ndarray, n: int, k: int) -> np.ndarray:
+    """k min-hashes per row by multiply-shift universal hashing: min over its shingles of (a*h + b) >> 32."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(1, 2**63, size=k, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, 2**63, size=k, dtype=np.uint64)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    signatures = np.empty((n, k), dtype=np.uint64)
+    for i in range(k):  # one vectorised pass per hash function; reduceat takes the min per row
+        signatures[:, i] = np.minimum.reduceat((shingles * a[i] + b[i]) >> np.uint64(32), starts)
+    return signatures
+
+
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """The most selective (bands, rows) that still proposes >= 90% of pairs at the threshold."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold**rows) ** bands >= 0.9:
+            return bands, rows
+    return num_perm, 1
+
+
+def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sharing a whole band; each linked to the smallest row of its bucket (linear, not all pairs)."""
+    us, vs = [], []
+    for band in range(bands):
+        key = signatures[:, band * rows]
+        for col in range(band * rows + 1, (band + 1) * rows):
+            key = (key * _MIX) ^ signatures[:, col]
+        order = np.argsort(key, kind="stable")
+        first = np.r_[True, key[order][1:] != key[order][:-1]]
+        root = order[first][np.cumsum(first) - 1]
+        linked = root != order
+        us.append(order[linked])
+        vs.append(root[linked])
+    pairs = np.unique(np.stack([np.concatenate(us), np.concatenate(vs)]), axis=1)
+    return pairs[0], pairs[1]
+
+
+def _similar(u, v, owner, shingles, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Keep candidate pairs whose exact n-gram-set Jaccard reaches the threshold."""
+    if len(u) == 0:
+        return u, v
+    nodes = np.unique(np.r_[u, v])
+    sets = pl.DataFrame({"owner": owner, "h": shingles}).filter(pl.col("owner").is_in(nodes)).unique()
+    sizes = sets.group_by("owner").len()
+    edges = pl.DataFrame({"u": u, "v": v})
+    shared = (
+        edges.join(sets, left_on="u", right_on="owner")
+        .join(sets, left_on=["v", "h"], right_on=["owner", "h"], how="semi")
+        .group_by("u", "v").len("shared")
+    )
+    scored = (
+        edges.join(shared, on=["u", "v"], how="left")
+        .join(sizes.rename({"len": "size_u"}), left_on="u", right_on="owner")
+        .join(sizes.rename({"len": "size_v"}), left_on="v", right_on="owner")
+        .with_columns(pl.col("shared").fill_null(0).cast(pl.Float64))
+        .filter(pl.col("shared") / (pl.col("size_u") + pl.col("size_v") - pl.col("shared")) >= threshold)
+    )
+    return scored["u"].to_numpy(), scored["v"].to_numpy()
+
+
+def connected_components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Each node's label is the smallest node of its component (min-label propagation + pointer jumping)."""
+    labels = np.arange(n)
+    while len(u):
+        before = labels.copy()
+        low = np.minimum(labels[u], labels[v])
+        np.minimum.at(labels, u, low)
+        np.minimum.at(labels, v, low)
+        labels = labels[labels]
+        if np.array_equal(labels, before):
+            break
+    return labels
+
+
+def _distinct_ratio(shingles: np.ndarray) -> float | None:
+    return round(pl.Series(shingles).n_unique() / len(shingles), 4) if len(shingles) else None
+
+
+# --- schema -> Polars expressions -----------------------------------------------------------------
+
+_TYPES = {"string": "String", "number": "numeric", "integer": "integer", "boolean": "Boolean", "array": "List", "object": "Struct"}
+_KNOWN = {"type", "minLength", "minimum", "maximum", "pattern", "const", "enum", "minItems", "maxItems",
+          "uniqueItems", "items", "required", "properties", "additionalProperties", "description", "title", "$ref"}
+
+
+def _resolve(spec: dict, root: dict) -> dict:
+    while "$ref" in spec:
+        spec = root["$defs"][spec["$ref"].rsplit("/", 1)[-1]]
+    return spec
+
+
+def _schema_checks(expr: pl.Expr, spec: dict, root: dict, path: str) -> list[tuple[pl.Expr, str]]:
+    """(valid, message) for each constraint of a (sub)schema on the values of `expr`."""
+    spec = _resolve(spec, root)
+    unknown = set(spec) - _KNOWN
+    if unknown:
+        raise CharterError(f"{RECORD_SCHEMA}: {path}: {sorted(unknown)} not supported by the Polars check (engine/filters.py)")
+    checks = [(expr.is_not_null(), f"{path}: missing")]
+    if spec.get("type") in ("number", "integer"):
+        checks.append((~expr.cast(pl.Float64).is_nan(), f"{path}: NaN"))
+    bounds = {
+        "minLength": (lambda x: expr.str.len_chars() >= x, "shorter than {}"),
+        "minimum": (lambda x: expr >= x, "below minimum {}"),
+        "maximum": (lambda x: expr <= x, "above maximum {}"),
+        "pattern": (lambda x: expr.str.contains(x), "does not match {}"),
+        "const": (lambda x: expr == x, "is not {!r}"),
+        "enum": (lambda x: expr.is_in(x), "is not one of {}"),
+        "minItems": (lambda x: expr.list.len() >= x, "fewer than {} items"),
+        "maxItems": (lambda x: expr.list.len() <= x, "more than {} items"),
+        "uniqueItems": (lambda x: (expr.list.n_unique() == expr.list.len()) | (not x), "items not unique"),
+    }
+    checks += [(make(spec[key]), f"{path}: {message.format(spec[key])}") for key, (make, message) in bounds.items() if key in spec]
+    if "items" in spec:
+        inner = _schema_checks(pl.element(), spec["items"], root, f"{path}[]")
+        checks += [(expr.list.eval(ok).list.all(), message) for ok, message in inner]
+    for name, sub in spec.get("properties", {}).items():
+        checks += _schema_checks(expr.struct.field(name), sub, root, f"{path}.{name}")
+    return checks
+
+
+def _check_dtype(dtype: pl.DataType, spec: dict, path: str) -> None:
+    """Types are per column in Polars: a mismatch is a wrong table, not a bad row."""
+    want = _TYPES.get(spec.get("type", ""), None)
+    ok = (
+        want is None
+        or (want == "numeric" and dtype.is_numeric())
+        or (want == "integer" and dtype.is_integer())
+        or type(dtype).__name__ == want
+    )
+    if not ok:
+        raise CharterError(f"exported field {path} would be {dtype}; {RECORD_SCHEMA.name} wants {spec['type']}")
+
+
+# --- report and run I/O -----------------------------------------------------------------------------
+
+
+def filter_report(judged: pl.DataFrame, kept: pl.DataFrame, dropped: pl.DataFrame, diversity: dict, cfg: FilterConfig) -> dict[str, Any]:
+    """Counts per reason in filter order (they add up to the input), distributions before and after."""
+    counts = dict(dropped.group_by("drop_reason").len().iter_rows())
+    return {
+        "input": judged.height,
+        "kept": kept.height,
+        "dropped": {reason: counts.get(reason, 0) for reason in REASONS},
+        "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        "distributions": {"input": _distributions(judged), "kept": _distributions(kept)},
+        "chosen_longer_share": {"input": _chosen_longer(judged), "kept": _chosen_longer(kept)},
+        "diversity": diversity,
+    }
+
+
+def _distributions(frame: pl.DataFrame) -> dict[str, dict[str, float | None]]:
+    columns = {"margin": pl.col("margin"), "principle_agreement": pl.col("principle_agreement"),
+               "chosen_chars": _chars("chosen"), "rejected_chars": _chars("rejected")}
+    stats = {"min": lambda e: e.min(), "p25": lambda e: e.quantile(0.25), "median": lambda e: e.median(),
+             "p75": lambda e: e.quantile(0.75), "max": lambda e: e.max(), "mean": lambda e: e.mean()}
+    row = frame.select(
+        *(f(e.cast(pl.Float64)).alias(f"{name}/{stat}") for name, e in columns.items() for stat, f in stats.items())
+    ).row(0, named=True)
+    return {name: {stat: _round(row[f"{name}/{stat}"]) for stat in stats} for name in columns}
+
+
+def _chosen_longer(frame: pl.DataFrame) -> float | None:
+    return _round(frame.filter(pl.col("chosen").is_not_null()).select((_chars("chosen") > _chars("rejected")).mean()).item())
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def filter_run(run_dir: str | Path, cfg: FilterConfig | None = None) -> FilterResult:
+    """Filter RUN/judged.parquet into kept/dropped/filter_report (atomic writes); cfg defaults to the run's recipe."""
+    from engine.config import filter_config
+
+    store = RunStore(run_dir)
+    if cfg is None:
+        cfg = filter_config(store.read_manifest().get("recipe", {}).get("filter"), str(store.root / "manifest.json"))
+    result = apply_filters(store.read("judged"), cfg)
+    write_parquet_atomic(result.kept, store.table_path("kept"))
+    write_parquet_atomic(result.dropped, store.table_path("dropped"))
+    write_json_atomic(result.report, store.root / "filter_report.json")
+    return result
