@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--verdict-tokens", type=int, default=24)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat both methods, keep the faster of each")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "judge.json"))
     parser.add_argument("--write-md", action="store_true")
     args = parser.parse_args()
@@ -72,7 +73,7 @@ def main() -> None:
     backend.generate([GenerationRequest(({"role": "user", "content": "hi"},), Sampling(0.0, 1.0, 2), 0)])  # warm-up
 
     results = {}
-    for round_ in range(2):  # alternate, keep the faster of each
+    for _ in range(args.rounds):  # alternate the methods, keep the faster of each
         backend.llm.reset_prefix_cache()
         start = time.perf_counter()
         votes = collect_votes(pairs, backend, cfg, constitution, args.seed)

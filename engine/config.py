@@ -30,7 +30,7 @@ class BackendOptions:
     batch_size: int = 16  # transformers: requests per generate call
     dtype: str = "auto"
     max_model_len: int = 2048
-    kv_cache_gib: float = 2.0  # vLLM on CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE)
+    kv_cache_gib: int = 2  # vLLM on CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE)
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.85
     enforce_eager: bool = False  # vLLM: skip torch.compile (faster start, slower tokens)
@@ -164,14 +164,23 @@ def judge_config(raw: dict[str, Any]) -> JudgeConfig:
 
 
 def filter_config(raw: dict[str, Any] | None, source: str) -> FilterConfig:
-    """A filter section (e.g. from a run's manifest) checked against the recipe schema; None: defaults."""
+    """A stored `filter:` section (e.g. a run's manifest) checked against the recipe schema; None: defaults."""
+    return FilterConfig(**_section(raw, "filter", source))
+
+
+def export_config(raw: dict[str, Any] | None, source: str) -> ExportConfig:
+    """A stored `export:` section checked against the recipe schema; None: defaults."""
+    return ExportConfig(**_section(raw, "export", source))
+
+
+def _section(raw: dict[str, Any] | None, name: str, source: str) -> dict[str, Any]:
     if raw is None:
-        return FilterConfig()
+        return {}
     schema = load_schema(SCHEMA_DIR / "recipe.schema.json")
-    errors = schema_errors(raw, {"$ref": "#/$defs/filter", "$defs": schema["$defs"]}, f"{source}: filter")
+    errors = schema_errors(raw, {"$ref": f"#/$defs/{name}", "$defs": schema["$defs"]}, f"{source}: {name}")
     if errors:
-        raise CharterError("invalid filter config:\n" + "\n".join(errors))
-    return FilterConfig(**raw)
+        raise CharterError(f"invalid {name} config:\n" + "\n".join(errors))
+    return raw
 
 
 def load_recipe(path: str | Path) -> Recipe:
