@@ -45,6 +45,46 @@ def run(recipe: Path = typer.Argument(..., help="run recipe (YAML), e.g. data/re
     console.print(summary_table(result))
 
 
+@app.command("filter")
+@user_errors
+def filter_(run_dir: Path = typer.Argument(..., help="run directory with judged.parquet")) -> None:
+    """Filter judged pairs (thresholds from the run's recipe `filter:` section, else defaults): kept/dropped tables + report."""
+    from engine.filters import filter_run
+
+    result = filter_run(run_dir)
+    console.print(_filter_table(result.report, str(run_dir)))
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: Path = typer.Argument(..., help="a filtered run directory (kept.parquet, filter_report.json)"),
+    to: Path = typer.Option(None, "--to", help="output folder; default: the recipe's export.to, else RUN/export"),
+    push_to_hub: str = typer.Option(None, "--push-to-hub", help="also upload to this Hub dataset repo (needs network)"),
+) -> None:
+    """Write the kept pairs as an HF dataset (TRL format, save_to_disk + Parquet), SFT data and a dataset card."""
+    from engine.export import export_run, push_to_hub as push
+
+    out = export_run(run_dir, to=to)
+    console.print(f"wrote {out}")
+    if push_to_hub:
+        push(out, push_to_hub)
+        console.print(f"pushed {out} to {push_to_hub}")
+
+
+def _filter_table(report: dict, title: str):
+    from rich.table import Table
+
+    table = Table(title=f"charter filter: {title}")
+    table.add_column("filter (in order)")
+    table.add_column("dropped", justify="right")
+    for reason, count in report["dropped"].items():
+        table.add_row(reason, str(count))
+    table.add_row("[bold]kept[/bold]", f"[bold]{report['kept']}[/bold]")
+    table.add_row("input", str(report["input"]))
+    return table
+
+
 @constitution_app.command("validate")
 @user_errors
 def constitution_validate(file: Path) -> None:

@@ -135,19 +135,28 @@ def export_sft(pairs: pl.DataFrame, out_dir: str | Path, test_size: float = 0.1,
     return _write_splits(split_by_prompt(sft_records(pairs, drop_truncated), test_size, seed), Path(out_dir) / "sft")
 
 
-def export_run(run_dir: str | Path, cfg: ExportConfig, manifest: dict | None = None, drop_truncated: bool = True) -> Path:
-    """Export a filtered run (RUN/kept.parquet + filter_report.json) to cfg.to (default RUN/export), atomically."""
+def export_run(run_dir: str | Path, cfg: ExportConfig | None = None, *, to: str | Path | None = None,
+               manifest: dict | None = None) -> Path:
+    """Export a filtered run (kept.parquet, filter_report.json) to `to`, cfg.to or RUN/export, atomically.
+
+    cfg defaults to the `export:` section of the run's recipe (in its manifest), else to ExportConfig().
+    """
+    from engine.config import export_config
     from engine.store import RunStore
 
-    store = RunStore(run_dir)
-    if not store.table_path("kept").is_file():
-        raise CharterError(f"{store.root}: no kept.parquet; run `charter filter {store.root}` first")
-    report = json.loads((store.root / "filter_report.json").read_text())
+    run = Path(run_dir)
+    if not (run / "kept.parquet").is_file() or not (run / "filter_report.json").is_file():
+        raise CharterError(f"{run}: no kept.parquet/filter_report.json; run `charter filter {run}` first")
+    store = RunStore(run)
     manifest = manifest if manifest is not None else store.read_manifest()
-    out = Path(cfg.to) if cfg.to else store.root / "export"
+    if cfg is None:
+        cfg = export_config(manifest.get("recipe", {}).get("export"), str(run / "manifest.json"))
+    report = json.loads((run / "filter_report.json").read_text())
+    out = Path(to or cfg.to or run / "export")
     with _replacing_dir(out) as tmp:
         sft_counts = None
         if cfg.sft:
+            drop_truncated = report.get("config", {}).get("drop_truncated", True)  # as the filters did
             sft = export_sft(store.read("pairs"), tmp, cfg.test_size, cfg.seed, drop_truncated)
             sft_counts = {name: sft[name].num_rows for name in SPLITS}
         export_dataset(store.read("kept"), report, manifest, tmp, cfg.test_size, cfg.seed, sft_counts=sft_counts)
@@ -226,6 +235,73 @@ def _replacing_dir(out: Path) -> Iterator[Path]:
         raise
 
 
+# --- the record schema as Polars expressions (used by the schema_invalid filter) ----------------------
+
+_TYPES = {"string": "String", "number": "numeric", "integer": "integer", "boolean": "Boolean", "array": "List",
+          "object": "Struct"}
+_KNOWN = {"type", "minLength", "minimum", "maximum", "pattern", "const", "enum", "minItems", "maxItems",
+          "uniqueItems", "items", "required", "properties", "additionalProperties", "description", "title", "$ref"}
+
+
+def record_schema_checks(record_dtypes: pl.Schema) -> list[tuple[pl.Expr, str]]:
+    """(valid, "field: problem") for every constraint of pair.schema.json, over the judged table's columns."""
+    root = load_schema(RECORD_SCHEMA)
+    checks: list[tuple[pl.Expr, str]] = []
+    for name, expr in record_columns().items():
+        spec = root["properties"][name]
+        _check_dtype(record_dtypes[name], _resolve(spec, root), name)
+        checks += _schema_checks(expr, spec, root, name)
+    return checks
+
+
+def _resolve(spec: dict, root: dict) -> dict:
+    while "$ref" in spec:
+        spec = root["$defs"][spec["$ref"].rsplit("/", 1)[-1]]
+    return spec
+
+
+def _schema_checks(expr: pl.Expr, spec: dict, root: dict, path: str) -> list[tuple[pl.Expr, str]]:
+    """(valid, message) for each constraint of a (sub)schema on the values of `expr`."""
+    spec = _resolve(spec, root)
+    unknown = set(spec) - _KNOWN
+    if unknown:
+        raise CharterError(f"{RECORD_SCHEMA}: {path}: {sorted(unknown)} not supported by the Polars check (engine/filters.py)")
+    checks = [(expr.is_not_null(), f"{path}: missing")]
+    if spec.get("type") in ("number", "integer"):
+        checks.append((~expr.cast(pl.Float64).is_nan(), f"{path}: NaN"))
+    bounds = {
+        "minLength": (lambda x: expr.str.len_chars() >= x, "shorter than {}"),
+        "minimum": (lambda x: expr >= x, "below minimum {}"),
+        "maximum": (lambda x: expr <= x, "above maximum {}"),
+        "pattern": (lambda x: expr.str.contains(x), "does not match {}"),
+        "const": (lambda x: expr == x, "is not {!r}"),
+        "enum": (lambda x: expr.is_in(x), "is not one of {}"),
+        "minItems": (lambda x: expr.list.len() >= x, "fewer than {} items"),
+        "maxItems": (lambda x: expr.list.len() <= x, "more than {} items"),
+        "uniqueItems": (lambda x: (expr.list.n_unique() == expr.list.len()) | (not x), "items not unique"),
+    }
+    checks += [(make(spec[key]), f"{path}: {message.format(spec[key])}") for key, (make, message) in bounds.items() if key in spec]
+    if "items" in spec:
+        inner = _schema_checks(pl.element(), spec["items"], root, f"{path}[]")
+        checks += [(expr.list.eval(ok).list.all(), message) for ok, message in inner]
+    for name, sub in spec.get("properties", {}).items():
+        checks += _schema_checks(expr.struct.field(name), sub, root, f"{path}.{name}")
+    return checks
+
+
+def _check_dtype(dtype: pl.DataType, spec: dict, path: str) -> None:
+    """Types are per column in Polars: a mismatch is a wrong table, not a bad row."""
+    want = _TYPES.get(spec.get("type", ""), None)
+    ok = (
+        want is None
+        or (want == "numeric" and dtype.is_numeric())
+        or (want == "integer" and dtype.is_integer())
+        or type(dtype).__name__ == want
+    )
+    if not ok:
+        raise CharterError(f"exported field {path} would be {dtype}; {RECORD_SCHEMA.name} wants {spec['type']}")
+
+
 # --- dataset card -----------------------------------------------------------------------------------
 
 
@@ -256,7 +332,7 @@ def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: l
         "---", yaml.safe_dump(header, sort_keys=False).rstrip(), "---", "",
         f"# {recipe.get('name', 'charter')}: constitutional AI preference pairs", "",
         "Preference pairs in TRL's conversational format (`prompt`, `chosen`, `rejected` as chat messages),",
-        "made by [charter](https://github.com/) from a constitution: a policy model answered each prompt, critiqued",
+        "made by charter from a constitution: a policy model answered each prompt, critiqued",
         "and revised its answer against sampled principles, and a judge model compared the original with the",
         "revision under several of the constitution's comparison principles, each asked in both orders and",
         "scored from the option tokens' probabilities (`p_chosen`). Low-quality pairs were filtered out.", "",
@@ -267,7 +343,7 @@ def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: l
         f"sha256 `{constitution.get('sha256', '?')}`",
         f"- prompts: `{source}` ({prompts.get('path', '?')})",
         f"- charter {manifest.get('charter_version', '?')}; packages: "
-        + ", ".join(f"{k} {v}" for k, v in manifest.get("packages", {}).items() if v), "",
+        + (", ".join(f"{k} {v}" for k, v in manifest.get("packages", {}).items() if v) or "-"), "",
         "Recipe:", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "",
         "## Filters", "", f"{report.get('input', 0)} judged pairs in, {report.get('kept', 0)} kept.", "",
         "| filter (in order) | pairs dropped |", "|---|---:|",
@@ -278,11 +354,11 @@ def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: l
         *(f"| {name} | {s} | {n} |" for name, (_, c) in configs.items() for s, n in c.items()), "",
         "Train and test are split by prompt (seeded), so no prompt appears in both.", "",
         "## Use", "", "```python", "from datasets import load_dataset",
-        'pairs = load_dataset("parquet", data_files={"train": "parquet/train.parquet", "test": "parquet/test.parquet"})',
+        'pairs = load_dataset("path/to/this/folder")          # or the Hub repo; "sft" config: SFT messages',
         "# trl.DPOTrainer(model=..., train_dataset=pairs['train'], processing_class=tokenizer, args=DPOConfig(...))",
         "```", "",
         "## License", "",
-        f"The responses, revisions and labels are generated text: they inherit the license and terms of use of the",
+        "The responses, revisions and labels are generated text: they inherit the license and terms of use of the",
         f"policy model (`{model}`) and of the judge model. The prompts come from the sources listed above",
         f"(`{source}`) under their own terms. Check both before redistributing or training on this data.", "",
     ]

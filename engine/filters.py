@@ -8,19 +8,19 @@ Near-duplicate prompts: MinHash over word n-grams (numpy universal hashing over 
 min per prompt), LSH bands to find candidates, the exact n-gram Jaccard of each candidate pair, then
 connected components; each cluster keeps its smallest prompt_id. Pairs sharing one prompt_id are one
 prompt (n samples per prompt are normal), so they are never duplicates of each other. Only prompts
-that survive the row filters take part, so a prompt is never dropped in favour of one dropped anyway.
+that survive the row filters before it take part, so a prompt is not dropped in favour of one those
+filters dropped. Hashing is seeded, so results are deterministic for a given Polars version.
 Embedding similarity (all-MiniLM) is not implemented: dedup is lexical only.
 
 Schema validity is checked twice against the one published schema, engine/schemas/pair.schema.json:
-here, every row's exported record (engine.export.record_columns) by Polars expressions compiled from
-that schema (fast enough for millions of rows; drops with reason `schema_invalid`); and at export, by
+here, every row's exported record by Polars expressions compiled from that schema
+(engine.export.record_schema_checks; fast enough for millions of rows; reason `schema_invalid`); and at export, by
 jsonschema's Draft202012Validator over every exported record (engine.export), which must then find
 nothing. Here NaN numbers are also rejected (jsonschema's minimum/maximum let NaN through).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -30,7 +30,7 @@ import polars as pl
 
 from engine.config import FilterConfig
 from engine.errors import CharterError
-from engine.export import RECORD_SCHEMA, record_columns
+from engine.export import record_columns, record_schema_checks
 from engine.store import RunStore, write_json_atomic, write_parquet_atomic
 
 __all__ = ["FilterConfig", "FilterResult", "REASONS", "apply_filters", "filter_run"]
@@ -116,17 +116,10 @@ def drop_injection_suspects(cfg: FilterConfig) -> RowFilter:
     return RowFilter("judge_injection", suspect, pl.lit("a response addresses the judge"))
 
 
-def drop_schema_invalid(schema_of_records: pl.Schema) -> RowFilter:
-    """Every exported record checked against pair.schema.json, compiled into Polars expressions."""
-    root = json.loads(RECORD_SCHEMA.read_text())
-    checks: list[tuple[pl.Expr, pl.Expr]] = []
-    for name, expr in record_columns().items():
-        spec = root["properties"][name]
-        _check_dtype(schema_of_records[name], _resolve(spec, root), name)
-        checks += [(~ok.fill_null(False), pl.lit(msg)) for ok, msg in _schema_checks(expr, spec, root, name)]
-    drops = pl.any_horizontal(c for c, _ in checks)
-    which = pl.coalesce([pl.when(c).then(m) for c, m in checks])
-    return RowFilter("schema_invalid", drops, pl.format("pair {}: {}", pl.col("pair_id").fill_null("<null>"), which))
+def drop_schema_invalid(record_dtypes: pl.Schema) -> RowFilter:
+    """Every row's exported record against pair.schema.json, as Polars expressions compiled from that schema."""
+    found = _any_check("schema_invalid", [(~ok.fill_null(False), pl.lit(m)) for ok, m in record_schema_checks(record_dtypes)])
+    return RowFilter(found.reason, found.drops, pl.format("pair {}: {}", pl.col("pair_id").fill_null("<null>"), found.detail))
 
 
 ROW_FILTERS: tuple[Callable[[FilterConfig], RowFilter], ...] = (
@@ -144,8 +137,8 @@ def apply_filters(judged: pl.DataFrame, cfg: FilterConfig) -> FilterResult:
     rows = [f(cfg) for f in ROW_FILTERS]
     schema = drop_schema_invalid(lazy.select(**record_columns()).collect_schema())
     marked = lazy.with_columns(
-        _first(rows, "drops", "detail").alias("drop_detail"),
-        _first(rows, "drops", "reason").alias("drop_reason"),
+        _first(rows, lambda f: f.detail).alias("drop_detail"),
+        _first(rows, lambda f: pl.lit(f.reason)).alias("drop_reason"),
         schema.drops.alias("_schema_drop"),
         schema.detail.alias("_schema_detail"),
     ).collect()
@@ -164,12 +157,11 @@ def apply_filters(judged: pl.DataFrame, cfg: FilterConfig) -> FilterResult:
     return FilterResult(kept, dropped, filter_report(judged, kept, dropped, diversity, cfg))
 
 
-def _first(filters: list[RowFilter], when: str, then: str) -> pl.Expr:
+def _first(filters: list[RowFilter], value: Callable[[RowFilter], pl.Expr]) -> pl.Expr:
     """The first filter that drops a row wins: a when/then chain in filter order."""
-    value = (lambda f: pl.lit(f.reason)) if then == "reason" else (lambda f: f.detail)
-    chain = pl.when(getattr(filters[0], when)).then(value(filters[0]))
+    chain = pl.when(filters[0].drops).then(value(filters[0]))
     for f in filters[1:]:
-        chain = chain.when(getattr(f, when)).then(value(f))
+        chain = chain.when(f.drops).then(value(f))
     return chain.otherwise(pl.lit(None, dtype=pl.String))
 
 
@@ -316,65 +308,12 @@ def _distinct_ratio(shingles: np.ndarray) -> float | None:
     return round(pl.Series(shingles).n_unique() / len(shingles), 4) if len(shingles) else None
 
 
-# --- schema -> Polars expressions -----------------------------------------------------------------
-
-_TYPES = {"string": "String", "number": "numeric", "integer": "integer", "boolean": "Boolean", "array": "List", "object": "Struct"}
-_KNOWN = {"type", "minLength", "minimum", "maximum", "pattern", "const", "enum", "minItems", "maxItems",
-          "uniqueItems", "items", "required", "properties", "additionalProperties", "description", "title", "$ref"}
-
-
-def _resolve(spec: dict, root: dict) -> dict:
-    while "$ref" in spec:
-        spec = root["$defs"][spec["$ref"].rsplit("/", 1)[-1]]
-    return spec
-
-
-def _schema_checks(expr: pl.Expr, spec: dict, root: dict, path: str) -> list[tuple[pl.Expr, str]]:
-    """(valid, message) for each constraint of a (sub)schema on the values of `expr`."""
-    spec = _resolve(spec, root)
-    unknown = set(spec) - _KNOWN
-    if unknown:
-        raise CharterError(f"{RECORD_SCHEMA}: {path}: {sorted(unknown)} not supported by the Polars check (engine/filters.py)")
-    checks = [(expr.is_not_null(), f"{path}: missing")]
-    if spec.get("type") in ("number", "integer"):
-        checks.append((~expr.cast(pl.Float64).is_nan(), f"{path}: NaN"))
-    bounds = {
-        "minLength": (lambda x: expr.str.len_chars() >= x, "shorter than {}"),
-        "minimum": (lambda x: expr >= x, "below minimum {}"),
-        "maximum": (lambda x: expr <= x, "above maximum {}"),
-        "pattern": (lambda x: expr.str.contains(x), "does not match {}"),
-        "const": (lambda x: expr == x, "is not {!r}"),
-        "enum": (lambda x: expr.is_in(x), "is not one of {}"),
-        "minItems": (lambda x: expr.list.len() >= x, "fewer than {} items"),
-        "maxItems": (lambda x: expr.list.len() <= x, "more than {} items"),
-        "uniqueItems": (lambda x: (expr.list.n_unique() == expr.list.len()) | (not x), "items not unique"),
-    }
-    checks += [(make(spec[key]), f"{path}: {message.format(spec[key])}") for key, (make, message) in bounds.items() if key in spec]
-    if "items" in spec:
-        inner = _schema_checks(pl.element(), spec["items"], root, f"{path}[]")
-        checks += [(expr.list.eval(ok).list.all(), message) for ok, message in inner]
-    for name, sub in spec.get("properties", {}).items():
-        checks += _schema_checks(expr.struct.field(name), sub, root, f"{path}.{name}")
-    return checks
-
-
-def _check_dtype(dtype: pl.DataType, spec: dict, path: str) -> None:
-    """Types are per column in Polars: a mismatch is a wrong table, not a bad row."""
-    want = _TYPES.get(spec.get("type", ""), None)
-    ok = (
-        want is None
-        or (want == "numeric" and dtype.is_numeric())
-        or (want == "integer" and dtype.is_integer())
-        or type(dtype).__name__ == want
-    )
-    if not ok:
-        raise CharterError(f"exported field {path} would be {dtype}; {RECORD_SCHEMA.name} wants {spec['type']}")
-
-
 # --- report and run I/O -----------------------------------------------------------------------------
 
 
-def filter_report(judged: pl.DataFrame, kept: pl.DataFrame, dropped: pl.DataFrame, diversity: dict, cfg: FilterConfig) -> dict[str, Any]:
+def filter_report(
+    judged: pl.DataFrame, kept: pl.DataFrame, dropped: pl.DataFrame, diversity: dict, cfg: FilterConfig
+) -> dict[str, Any]:
     """Counts per reason in filter order (they add up to the input), distributions before and after."""
     counts = dict(dropped.group_by("drop_reason").len().iter_rows())
     return {
@@ -411,6 +350,8 @@ def filter_run(run_dir: str | Path, cfg: FilterConfig | None = None) -> FilterRe
     """Filter RUN/judged.parquet into kept/dropped/filter_report (atomic writes); cfg defaults to the run's recipe."""
     from engine.config import filter_config
 
+    if not Path(run_dir, "judged.parquet").is_file():
+        raise CharterError(f"{run_dir}: no judged.parquet; run a recipe with a judge section first")
     store = RunStore(run_dir)
     if cfg is None:
         cfg = filter_config(store.read_manifest().get("recipe", {}).get("filter"), str(store.root / "manifest.json"))

@@ -21,8 +21,10 @@ from rich.table import Table
 
 import engine
 from engine.backends import Backend, load_backend
-from engine.config import Recipe
+from engine.config import FilterConfig, Recipe
 from engine.constitution import load_constitution
+from engine.export import export_run
+from engine.filters import filter_run
 from engine.models import resolve_model
 from engine.stages import StageContext, critique, judge, pairs, respond
 from engine.stages.prompts import load_prompts
@@ -163,10 +165,20 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
                 prepare=judge_backend.get,
             )
 
+    if recipe.filter is not None or recipe.export is not None:  # cheap: recomputed on every run
+        result.stages["kept"] = _filter(store, recipe.filter or FilterConfig())
     manifest["stages"] = {name: vars(stats) for name, stats in result.stages.items()}
+    if recipe.export is not None:  # built in a temporary folder, renamed into place when whole
+        manifest["export"] = str(export_run(store.root, recipe.export, manifest=manifest))
     manifest["finished_at"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
     return result
+
+
+def _filter(store: RunStore, cfg: FilterConfig) -> StageStats:
+    start = time.perf_counter()
+    report = filter_run(store.root, cfg).report
+    return StageStats(rows=report["kept"], items=report["input"], seconds=time.perf_counter() - start)
 
 
 def _manifest_header(store: RunStore, recipe: Recipe, constitution, model_path: Path, n_prompts: int) -> dict:
