@@ -18,6 +18,10 @@ constitution_app = typer.Typer(no_args_is_help=True, help="Validate, inspect, di
 models_app = typer.Typer(no_args_is_help=True, help="Local models: the embedded default and its cache.")
 app.add_typer(constitution_app, name="constitution")
 app.add_typer(models_app, name="models")
+from training.cli import evaluate as eval_policy, train_app  # noqa: E402  (cheap: heavy imports happen per command)
+
+app.add_typer(train_app, name="train")
+app.command("eval")(eval_policy)
 console = Console()
 err = Console(stderr=True)
 

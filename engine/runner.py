@@ -167,6 +167,8 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
 
     if recipe.filter is not None or recipe.export is not None:  # cheap: recomputed on every run
         result.stages["kept"] = _filter(store, recipe.filter or FilterConfig())
+        if result.stages["kept"].rows == 0:
+            console.print(f"[yellow]no pairs survived the filters; reasons in {store.root / 'filter_report.json'}[/yellow]")
     manifest["stages"] = {name: vars(stats) for name, stats in result.stages.items()}
     if recipe.export is not None:  # built in a temporary folder, renamed into place when whole
         manifest["export"] = str(export_run(store.root, recipe.export, manifest=manifest))

@@ -1,0 +1,118 @@
+"""Model folders in and out of training: path checks, tokenizers, LoRA, checkpoints to resume from, the saved result.
+
+Every trainer leaves a full model folder in output_dir (LoRA adapters merged), loadable by charter's
+backends and vLLM, plus `charter_train.json`: what was trained, on what, with which settings.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from engine.errors import CharterError
+from training.config import LoraSettings
+
+RECORD = "charter_train.json"
+
+
+def model_folder(name_or_path: str, field: str) -> Path:
+    """A local model folder (or "smollm2-135m"), checked before anything trains; errors name the config field."""
+    from engine.models import resolve_model
+
+    try:
+        return resolve_model(name_or_path)
+    except CharterError as exc:
+        raise CharterError(f"{field}: {exc}") from None
+
+
+def load_tokenizer(path: Path, padding_side: str = "right"):
+    """The model's tokenizer with a pad token (EOS when it has none) and a chat template (the data are chats)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        raise CharterError(f"{path}: the tokenizer has no chat_template; training on chat pairs needs a chat model")
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def load_reward_model(path: Path, tokenizer):
+    """AutoModelForSequenceClassification with one output (the reward), padding known to the model."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def lora_config(settings: LoraSettings | None, task_type: str = "CAUSAL_LM"):
+    """A peft LoraConfig, or None when the section has no `lora`."""
+    if settings is None:
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise CharterError("lora: needs the `peft` package (pip install peft)") from None
+    target = list(settings.target_modules) if isinstance(settings.target_modules, tuple) else settings.target_modules
+    return LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                      target_modules=target, task_type=task_type)
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest checkpoint-N folder in output_dir, which `trainer.train` resumes from."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(output_dir)
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def completed_run(output_dir: str | Path, settings: Any, dataset_dir: str | Path) -> Path | None:
+    """output_dir when it already holds a model trained with these settings on this dataset (the record is written last)."""
+    record = Path(output_dir) / RECORD
+    if not record.is_file():
+        return None
+    done = json.loads(record.read_text())
+    same_settings = done.get("settings") == json.loads(json.dumps(asdict(settings)))  # tuples read back as lists
+    same_data = done.get("dataset") == str(Path(dataset_dir).resolve())
+    return Path(output_dir) if same_settings and same_data else None
+
+
+def save_trained(model, tokenizer, output_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Write the final model (LoRA merged into the base; the adapter also kept in adapter/) and the training record."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "merge_and_unload"):  # a peft model
+        model.save_pretrained(out / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / RECORD).write_text(json.dumps({**record, "packages": _packages()}, indent=2, default=str))
+    return out
+
+
+def training_record(kind: str, settings: Any, dataset_dir: str | Path, trainer, resumed_from: str | None) -> dict[str, Any]:
+    """What `charter_train.json` says: the trainer, its settings, the data, the resume point and the logged metrics."""
+    return {
+        "kind": kind,
+        "settings": asdict(settings),
+        "dataset": str(Path(dataset_dir).resolve()),
+        "resumed_from": resumed_from,
+        "global_step": trainer.state.global_step,
+        "log_history": trainer.state.log_history,
+    }
+
+
+def _packages() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "trl", "peft", "datasets"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
