@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
-from typing import Callable
 
 import typer
 import yaml
 from rich.console import Console
 
-from engine.errors import CharterError
+from engine.errors import CharterError, user_errors
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="charter: Constitutional AI / RLAIF data engine.")
 constitution_app = typer.Typer(no_args_is_help=True, help="Validate, inspect, diff and import constitutions.")
@@ -24,18 +22,6 @@ app.add_typer(train_app, name="train")
 app.command("eval")(eval_policy)
 console = Console()
 err = Console(stderr=True)
-
-
-def user_errors(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except CharterError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 @app.command()

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import typer
 from rich.console import Console
 
-from engine.errors import CharterError
+from engine.errors import CharterError, user_errors
 
 train_app = typer.Typer(
     no_args_is_help=True, help="Train on a charter export with TRL (reward model, DPO, PPO/GRPO/RLOO); evaluate."
 )
 console = Console()
-err = Console(stderr=True)
 
 DATASET = typer.Option(..., "--dataset", help="a `charter export` folder (holds dataset/), or the dataset folder itself")
 CONFIG = typer.Option(..., "--config", help="train YAML: the train section, or a recipe with a `train:` key")
-
-
-def user_errors(fn: Callable) -> Callable:
-    """Same as engine.cli.user_errors (copied: engine.cli imports this module, so importing it back would be a cycle)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except CharterError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 def _section(config: Path, name: str):

@@ -20,7 +20,6 @@ from engine.constitution import Constitution, Principle
 from engine.judge_prompt import (
     ANSWER_PREFIX,
     COT_ANSWER,
-    JudgeTemplate,
     injection_suspect,
     judge_messages,
     judge_template,
