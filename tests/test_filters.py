@@ -187,6 +187,41 @@ def test_near_duplicates_are_found_among_many_distinct_prompts():
     assert result.report["diversity"]["near_duplicate_clusters"] == 30
 
 
+SEMANTIC = [  # 0 and 1 mean the same with few shared words; 2 and 3 are unrelated to them and each other
+    "How do I bake sourdough bread at home?",
+    "What is the way to make sourdough bread in my own kitchen?",
+    "How can I get into my neighbour's house while they are away?",
+    "Explain photosynthesis to a ten-year-old.",
+]
+
+
+def test_embedding_similarity_catches_a_paraphrase_that_word_ngrams_miss():
+    rows = judged(*(pair(i + 1, prompt=text) for i, text in enumerate(SEMANTIC)))
+    assert set(fate(rows).values()) == {None}  # lexical dedup alone keeps all four
+    result = apply_filters(rows, FilterConfig(embedding_threshold=0.8))
+    assert fate(rows, FilterConfig(embedding_threshold=0.8)) == {
+        "pair-001": None, "pair-002": "near_duplicate_prompt", "pair-003": None, "pair-004": None}
+    assert result.report["diversity"]["similar_pairs"] == {"lexical": 0, "embedding": 1}
+
+
+def test_embeddings_are_unit_length_and_similar_pairs_are_each_found_once():
+    import numpy as np
+
+    from engine.embeddings import embed_texts, similar_pairs
+
+    vectors = embed_texts(SEMANTIC * 2, batch_size=3, progress=False)  # each text twice, batches of mixed lengths
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors[:4], vectors[4:], atol=1e-5)  # batching and padding do not change an embedding
+    u, v = similar_pairs(vectors, 0.8, block=3)  # block smaller than the table: pairs across blocks still found
+    found = sorted(zip(u.tolist(), v.tolist()))
+    assert found == [(0, 1), (0, 4), (0, 5), (1, 4), (1, 5), (2, 6), (3, 7), (4, 5)]
+
+
+def test_an_unknown_embedding_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(CharterError, match="not an encoder folder"):
+        apply_filters(judged(pair(1), pair(2)), FilterConfig(embedding_threshold=0.9, embedding_model=str(tmp_path)))
+
+
 def test_components_label_every_node_with_its_smallest_connected_node():
     import numpy as np
 
