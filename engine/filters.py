@@ -23,6 +23,8 @@ nothing. Here NaN numbers are also rejected (jsonschema's minimum/maximum let Na
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -54,8 +56,23 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant that chains word has
 @dataclass(frozen=True)
 class RowFilter:
     reason: str
-    drops: pl.Expr  # true where the row is dropped
-    detail: pl.Expr  # why, read only where it drops
+    checks: tuple[tuple[pl.Expr, pl.Expr], ...]  # (true where the row is dropped, why), first true check wins
+    name_pair: bool = False  # the detail starts "pair ID: "
+
+    @property
+    def drops(self) -> pl.Expr:
+        return pl.any_horizontal(c for c, _ in self.checks)
+
+    @property
+    def detail(self) -> pl.Expr:  # read only where it drops
+        why = pl.coalesce([pl.when(c).then(m) for c, m in self.checks]) if len(self.checks) > 1 else self.checks[0][1]
+        return pl.format("pair {}: {}", pl.col("pair_id").fill_null("<null>"), why) if self.name_pair else why
+
+    def on_columns(self, prefix: str) -> tuple[RowFilter, dict[str, pl.Expr]]:
+        """The same filter reading its conditions from columns (computed once) instead of recomputing them."""
+        names = {f"{prefix}{j}": c for j, (c, _) in enumerate(self.checks)}
+        checks = tuple((pl.col(n), m) for n, (_, m) in zip(names, self.checks))
+        return RowFilter(self.reason, checks, self.name_pair), names
 
 
 @dataclass(frozen=True)
@@ -67,27 +84,27 @@ class FilterResult:
 
 def drop_judge_errors(cfg: FilterConfig) -> RowFilter:
     detail = pl.concat_str(pl.lit("unscored: "), pl.col("judge_error").fill_null("no chosen side"))
-    return RowFilter("judge_error", pl.col("chosen").is_null(), detail)
+    return RowFilter("judge_error", ((pl.col("chosen").is_null(), detail),))
 
 
 def drop_swap_inconsistent(cfg: FilterConfig) -> RowFilter:
     share = pl.col("swap_consistency").round(3)
     if cfg.swap_mode == "all":
-        return RowFilter("swap_inconsistent", ~pl.col("swap_consistent").fill_null(False),
-                         pl.format("a principle flipped with the order (swap_consistency {})", share))
-    return RowFilter("swap_inconsistent", pl.col("swap_consistency").fill_null(0.0) < cfg.min_swap_consistency,
-                     pl.format("swap_consistency {} < {}", share, pl.lit(cfg.min_swap_consistency)))
+        return _one("swap_inconsistent", ~pl.col("swap_consistent").fill_null(False),
+                    pl.format("a principle flipped with the order (swap_consistency {})", share))
+    return _one("swap_inconsistent", pl.col("swap_consistency").fill_null(0.0) < cfg.min_swap_consistency,
+                pl.format("swap_consistency {} < {}", share, pl.lit(cfg.min_swap_consistency)))
 
 
 def drop_principle_disagreement(cfg: FilterConfig) -> RowFilter:
     agreement = pl.col("principle_agreement")
-    return RowFilter("principle_disagreement", agreement.fill_null(0.0) < cfg.min_principle_agreement,
-                     pl.format("principle_agreement {} < {}", agreement.round(3), pl.lit(cfg.min_principle_agreement)))
+    return _one("principle_disagreement", agreement.fill_null(0.0) < cfg.min_principle_agreement,
+                pl.format("principle_agreement {} < {}", agreement.round(3), pl.lit(cfg.min_principle_agreement)))
 
 
 def drop_weak_preferences(cfg: FilterConfig) -> RowFilter:
-    return RowFilter("weak_preference", pl.col("margin").fill_null(0.0) < cfg.min_margin,
-                     pl.format("margin {} < {}", pl.col("margin").round(4), pl.lit(cfg.min_margin)))
+    return _one("weak_preference", pl.col("margin").fill_null(0.0) < cfg.min_margin,
+                pl.format("margin {} < {}", pl.col("margin").round(4), pl.lit(cfg.min_margin)))
 
 
 def drop_degenerate(cfg: FilterConfig) -> RowFilter:
@@ -101,7 +118,7 @@ def drop_degenerate(cfg: FilterConfig) -> RowFilter:
             (pl.when(a_chosen).then(a_finish).otherwise(b_finish) == "length", "chosen truncated at max_tokens"),
             (pl.when(a_chosen).then(b_finish).otherwise(a_finish) == "length", "rejected truncated at max_tokens"),
         ]
-    return _any_check("degenerate", [(c.fill_null(False), pl.lit(m)) for c, m in checks])
+    return RowFilter("degenerate", tuple((c.fill_null(False), pl.lit(m)) for c, m in checks))
 
 
 def drop_length_bias(cfg: FilterConfig) -> RowFilter:
@@ -110,18 +127,18 @@ def drop_length_bias(cfg: FilterConfig) -> RowFilter:
     outside = (ratio < cfg.min_length_ratio) | (ratio > cfg.max_length_ratio)
     detail = pl.format("chosen/rejected length ratio {} outside [{}, {}]", ratio.round(2),
                        pl.lit(cfg.min_length_ratio), pl.lit(cfg.max_length_ratio))
-    return RowFilter("length_bias", outside.fill_null(False), detail)
+    return _one("length_bias", outside.fill_null(False), detail)
 
 
 def drop_injection_suspects(cfg: FilterConfig) -> RowFilter:
     suspect = pl.lit(False) if cfg.keep_injection_suspects else pl.col("judge_injection_suspect").fill_null(False)
-    return RowFilter("judge_injection", suspect, pl.lit("a response addresses the judge"))
+    return _one("judge_injection", suspect, pl.lit("a response addresses the judge"))
 
 
-def drop_schema_invalid(record_dtypes: pl.Schema) -> RowFilter:
+def drop_schema_invalid(record_dtypes: pl.Schema, columns: dict[str, pl.Expr] | None = None) -> RowFilter:
     """Every row's exported record against pair.schema.json, as Polars expressions compiled from that schema."""
-    found = _any_check("schema_invalid", [(~ok.fill_null(False), pl.lit(m)) for ok, m in record_schema_checks(record_dtypes)])
-    return RowFilter(found.reason, found.drops, pl.format("pair {}: {}", pl.col("pair_id").fill_null("<null>"), found.detail))
+    checks = record_schema_checks(record_dtypes, columns)
+    return RowFilter("schema_invalid", tuple((~ok.fill_null(False), pl.lit(m)) for ok, m in checks), name_pair=True)
 
 
 ROW_FILTERS: tuple[Callable[[FilterConfig], RowFilter], ...] = (
@@ -135,27 +152,37 @@ def apply_filters(judged: pl.DataFrame, cfg: FilterConfig) -> FilterResult:
     missing = [c for c in REQUIRED if c not in judged.columns]
     if missing:
         raise CharterError(f"judged table lacks column(s) {', '.join(missing)}; re-run the judge stage")
-    lazy = judged.lazy()
-    rows = [f(cfg) for f in ROW_FILTERS]
-    schema = drop_schema_invalid(lazy.select(**record_columns()).collect_schema())
-    marked = lazy.with_columns(
+    lazy = judged.lazy().with_columns(record_columns()["principle_ids"].alias("_principle_ids"))
+    schema = drop_schema_invalid(lazy.select(**record_columns()).collect_schema(), {"principle_ids": pl.col("_principle_ids")})
+    # Every condition becomes a column first: Polars does not share subexpressions between the reason,
+    # the detail and the drop flags, and some conditions (stripping whole responses) are costly.
+    conditions: dict[str, pl.Expr] = {}
+    rows = []
+    for i, make in enumerate(ROW_FILTERS):
+        row_filter, columns = make(cfg).on_columns(f"_check{i}_")
+        rows.append(row_filter)
+        conditions.update(columns)
+    schema, schema_conditions = schema.on_columns("_schema_check_")
+    marked = lazy.with_columns(**conditions, **schema_conditions).with_columns(
         _first(rows, lambda f: f.detail).alias("drop_detail"),
         _first(rows, lambda f: pl.lit(f.reason)).alias("drop_reason"),
         schema.drops.alias("_schema_drop"),
         schema.detail.alias("_schema_detail"),
-    ).collect()
-    survivors = marked.filter(pl.col("drop_reason").is_null()).select("prompt_id", "prompt")
+    ).select(*judged.columns, "drop_detail", "drop_reason", "_schema_drop", "_schema_detail").collect()
+    # select before filter: filtering first would copy every text column of the surviving rows
+    survivors = marked.select("prompt_id", "prompt", "drop_reason").filter(pl.col("drop_reason").is_null())
     duplicates, diversity = drop_near_duplicate_prompts(survivors, cfg)
-    marked = (
-        marked.join(duplicates, on="prompt_id", how="left", maintain_order="left")
-        .with_columns(
-            pl.coalesce("drop_reason", pl.when(pl.col("_dup_detail").is_not_null()).then(pl.lit("near_duplicate_prompt")),
-                        pl.when("_schema_drop").then(pl.lit("schema_invalid"))),
-            pl.coalesce("drop_detail", "_dup_detail", pl.when("_schema_drop").then("_schema_detail")),
-        )
+    # a lookup, not a join: a join would copy the whole table once more
+    dup_detail = pl.col("prompt_id").replace_strict(duplicates["prompt_id"], duplicates["_dup_detail"], default=None,
+                                                    return_dtype=pl.String)
+    marked = marked.with_columns(
+        pl.coalesce("drop_reason", pl.when(dup_detail.is_not_null()).then(pl.lit("near_duplicate_prompt")),
+                    pl.when("_schema_drop").then(pl.lit("schema_invalid"))),
+        pl.coalesce("drop_detail", dup_detail, pl.when("_schema_drop").then("_schema_detail")),
     )
-    kept = marked.filter(pl.col("drop_reason").is_null()).select(judged.columns)
-    dropped = marked.filter(pl.col("drop_reason").is_not_null()).select(*judged.columns, "drop_reason", "drop_detail")
+    reason = marked["drop_reason"]  # split by select-then-filter: only the output columns are gathered
+    kept = marked.select(judged.columns).filter(reason.is_null())
+    dropped = marked.select(*judged.columns, "drop_reason", "drop_detail").filter(reason.is_not_null())
     return FilterResult(kept, dropped, filter_report(judged, kept, dropped, diversity, cfg))
 
 
@@ -167,8 +194,8 @@ def _first(filters: list[RowFilter], value: Callable[[RowFilter], pl.Expr]) -> p
     return chain.otherwise(pl.lit(None, dtype=pl.String))
 
 
-def _any_check(reason: str, checks: list[tuple[pl.Expr, pl.Expr]]) -> RowFilter:
-    return RowFilter(reason, pl.any_horizontal(c for c, _ in checks), pl.coalesce([pl.when(c).then(m) for c, m in checks]))
+def _one(reason: str, drops: pl.Expr, detail: pl.Expr) -> RowFilter:
+    return RowFilter(reason, ((drops, detail),))
 
 
 def _chars(column: str) -> pl.Expr:
@@ -224,7 +251,7 @@ def word_ngram_hashes(texts: pl.Series, n: int) -> tuple[np.ndarray, np.ndarray]
         .select(pl.col("owner").cast(pl.Int64), pl.col("text").str.to_lowercase().str.extract_all(r"\w+").alias("w"))
         .explode("w")
         .select("owner", pl.col("w").fill_null("").hash(0))
-        .collect()
+        .collect(engine="streaming")  # tokenizes in parallel, in row order
     )
     owner, hashes = words["owner"].to_numpy(), words["w"].to_numpy()
     counts = np.bincount(owner, minlength=len(texts))
@@ -247,9 +274,18 @@ def minhash_signatures(owner: np.ndarray, shingles: np.ndarray, n: int, k: int) 
     b = rng.integers(0, 2**63, size=k, dtype=np.uint64)
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     signatures = np.empty((n, k), dtype=np.uint64)
-    for i in range(k):  # one vectorised pass per hash function; reduceat takes the min per row
+
+    def one(i: int) -> None:  # one vectorised pass per hash function; reduceat takes the min per row
         signatures[:, i] = np.minimum.reduceat((shingles * a[i] + b[i]) >> np.uint64(32), starts)
+
+    _in_threads(one, range(k))
     return signatures
+
+
+def _in_threads(work: Callable[[int], Any], items: range) -> list[Any]:
+    """numpy releases the GIL inside its loops, so independent passes over big arrays use every core."""
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+        return list(pool.map(work, items))
 
 
 def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -263,8 +299,7 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
 
 def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows sharing a whole band; each linked to the smallest row of its bucket (linear, not all pairs)."""
-    us, vs = [], []
-    for band in range(bands):
+    def band_links(band: int) -> tuple[np.ndarray, np.ndarray]:
         key = signatures[:, band * rows]
         for col in range(band * rows + 1, (band + 1) * rows):
             key = (key * _MIX) ^ signatures[:, col]
@@ -272,9 +307,10 @@ def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> tuple[np.nd
         first = np.r_[True, key[order][1:] != key[order][:-1]]
         root = order[first][np.cumsum(first) - 1]
         linked = root != order
-        us.append(order[linked])
-        vs.append(root[linked])
-    pairs = np.unique(np.stack([np.concatenate(us), np.concatenate(vs)]), axis=1)
+        return order[linked], root[linked]
+
+    links = _in_threads(band_links, range(bands))
+    pairs = np.unique(np.stack([np.concatenate([u for u, _ in links]), np.concatenate([v for _, v in links])]), axis=1)
     return pairs[0], pairs[1]
 
 
@@ -350,7 +386,8 @@ def _distributions(frame: pl.DataFrame) -> dict[str, dict[str, float | None]]:
 
 
 def _chosen_longer(frame: pl.DataFrame) -> float | None:
-    return _round(frame.filter(pl.col("chosen").is_not_null()).select((_chars("chosen") > _chars("rejected")).mean()).item())
+    longer = (_chars("chosen") > _chars("rejected")).filter(pl.col("chosen").is_not_null())  # filter the flags, not the table
+    return _round(frame.select(longer.mean()).item())
 
 
 def _round(value: float | None) -> float | None:
