@@ -249,7 +249,7 @@ def word_ngram_hashes(texts: pl.Series, n: int) -> tuple[np.ndarray, np.ndarray]
     words = (
         pl.DataFrame({"text": texts}).with_row_index("owner").lazy()
         .select(pl.col("owner").cast(pl.Int64), pl.col("text").str.to_lowercase().str.extract_all(r"\w+").alias("w"))
-        .explode("w")
+        .explode("w", empty_as_null=True)  # a text without word characters ("👍") keeps one (empty) shingle
         .select("owner", pl.col("w").fill_null("").hash(0))
         .collect(engine="streaming")  # tokenizes in parallel, in row order
     )

@@ -162,6 +162,12 @@ def test_distinct_prompts_sharing_some_words_are_all_kept():
     assert set(fate(rows).values()) == {None}
 
 
+def test_prompts_without_word_characters_take_part_in_dedup_without_error():
+    rows = judged(pair(1, prompt="👌🏾👍🏾"), pair(2, prompt="?!"), pair(3), pair(4, prompt=prompt_text(3)))
+    assert fate(rows) == {"pair-001": None, "pair-002": "near_duplicate_prompt", "pair-003": None,
+                          "pair-004": "near_duplicate_prompt"}
+
+
 def test_several_pairs_of_one_prompt_are_not_near_duplicates():
     same = [pair(i, prompt_id="prompt-same", prompt=prompt_text(99)) for i in range(4)]
     assert set(fate(judged(*same, pair(5))).values()) == {None}
