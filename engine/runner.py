@@ -203,6 +203,7 @@ def train_and_evaluate(recipe: Recipe, export_dir: Path, judge: Callable[[], Bac
     policy = done.get("ppo", done.get("dpo"))
     if policy is not None and recipe.evaluate is not None:
         ev, start_model = recipe.evaluate, (cfg.ppo or cfg.dpo).model
+        start = time.perf_counter()
         held_out = pl.read_parquet(export_dir / "parquet" / "test.parquet")["prompt"].list.last().struct.field("content")
         harmless = load_prompts(PromptSource(ev.harmless, limit=ev.limit))["prompt"].to_list()
         report = evaluate_policy(
@@ -211,7 +212,8 @@ def train_and_evaluate(recipe: Recipe, export_dir: Path, judge: Callable[[], Bac
             max_tokens=ev.max_tokens, seed=recipe.seed, out_dir=Path(policy["model"]) / "eval",
             reward_model_dir=done.get("reward", {}).get("model"),
         )
-        done["eval"] = {"report": str(Path(policy["model"]) / "eval"), "win_rate": report.get("win_rate")}
+        done["eval"] = {"report": str(Path(policy["model"]) / "eval"), "win_rate": report.get("win_rate"),
+                        "eval_seconds": time.perf_counter() - start}
     return done
 
 
@@ -264,5 +266,6 @@ def summary_table(result: RunResult) -> Table:
         if "seconds" in info:
             table.add_row(f"train {name}", "-", "-", "-", "-", f"{info['seconds']:.1f}", info["model"])
         else:
-            table.add_row(name, "-", "-", "-", "-", "-", f"win rate {info.get('win_rate')}: {info['report']}")
+            seconds = f"{info['eval_seconds']:.1f}" if "eval_seconds" in info else "-"
+            table.add_row(name, "-", "-", "-", "-", seconds, f"win rate {info.get('win_rate')}: {info['report']}")
     return table
