@@ -41,7 +41,7 @@ def main() -> None:
 
     from engine.config import FilterConfig
     from engine.embeddings import embed_texts, resolve_embedding_model, similar_pairs
-    from engine.filters import drop_near_duplicate_prompts
+    from engine.dedup import drop_near_duplicate_prompts
     from engine.preferences import load_preferences
 
     prompts = load_preferences(args.hh).pairs.unique("prompt", keep="first", maintain_order=True)

@@ -135,7 +135,8 @@ def pandas_filters(df, cfg) -> dict[str, int]:
     """Idiomatic pandas: boolean masks, .str methods, groupby; the first reason wins. Returns counts per reason."""
     import pandas as pd
 
-    from engine.filters import REASONS, connected_components, lsh_bands, minhash_signatures, NUM_PERM
+    from engine.dedup import NUM_PERM, connected_components, lsh_bands, minhash_signatures
+    from engine.filters import REASONS
 
     reason = pd.Series(None, index=df.index, dtype=object)
 

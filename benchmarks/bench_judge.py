@@ -23,13 +23,14 @@ import re
 import time
 from pathlib import Path
 
-from engine.backends import GenerationRequest, Sampling
+from engine.backends import GenerationRequest, Sampling, load_backend
 from engine.config import JudgeConfig
 from engine.constitution import load_constitution
-from engine.judge_prompt import ANSWER_PREFIX, judge_messages, judge_template, render_conversation
+from engine.judges import sample_principles
+from engine.judges.pairwise import collect_votes
+from engine.judges.prompt import ANSWER_PREFIX, judge_messages, judge_template, render_conversation
 from engine.models import resolve_model
 from engine.preferences import load_preferences
-from engine.stages.judge import collect_votes, sample_principles
 
 REPO = Path(__file__).resolve().parents[1]
 HH = REPO.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
@@ -64,9 +65,7 @@ def main() -> None:
     parser.add_argument("--write-md", action="store_true")
     args = parser.parse_args()
 
-    from engine.backends.vllm_backend import VLLMBackend
-
-    backend = VLLMBackend(str(resolve_model(args.model)), max_model_len=4096, kv_cache_gib=2)
+    backend = load_backend("vllm", str(resolve_model(args.model)), {"max_model_len": 4096, "kv_cache_gib": 2})
     constitution = load_constitution()
     cfg = JudgeConfig(principles=args.principles)
     pairs = load_preferences(HH, limit=args.pairs, seed=args.seed).pairs

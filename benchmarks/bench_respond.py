@@ -30,13 +30,15 @@ from pathlib import Path
 
 import polars as pl
 
-from engine.backends import GenerationRequest, Sampling
+from engine.backends import GenerationRequest, Sampling, load_backend
 from engine.backends.chat import render_chat
 from engine.config import PromptSource, RespondConfig
 from engine.constitution import load_constitution
 from engine.keys import stable_hash
 from engine.models import resolve_model
-from engine.stages import StageContext, respond
+from engine.conversation import messages_for
+from engine.stages import StageContext
+from engine.stages.respond import Respond
 from engine.stages.prompts import load_prompts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,14 +119,14 @@ def time_respond(model: str, mode: str, backend, items: pl.DataFrame, cfg: Respo
     """(b) and (c): the respond stage, from planned items to the output table."""
     if hasattr(backend, "llm"):
         backend.llm.reset_prefix_cache()
-    rows, seconds = timed(lambda: respond.run(items, backend, cfg, ctx))
+    rows, seconds = timed(lambda: Respond(cfg, ctx).run(items, backend))
     return Timing(model, mode, items.height, int(rows["completion_tokens"].sum()), seconds)
 
 
 def time_naive(model: str, backend, items: pl.DataFrame, cfg: RespondConfig) -> Timing:
     """(d): what a stage that loops over requests would cost."""
     requests = [
-        GenerationRequest(respond.messages_for(p, cfg.system_prompt), cfg.sampling, seed)
+        GenerationRequest(messages_for(p, cfg.system_prompt), cfg.sampling, seed)
         for p, seed in zip(items["prompt"], items["seed"])
     ]
     backend.llm.reset_prefix_cache()
@@ -137,14 +139,13 @@ def bench_vllm(model: str, path: Path, prompts: pl.DataFrame, args: argparse.Nam
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    from engine.backends.vllm_backend import VLLMBackend
 
-    backend = VLLMBackend(str(path), max_model_len=1024, kv_cache_gib=2, enforce_eager=args.eager and model == "tiny")
+    backend = load_backend("vllm", str(path), {"max_model_len": 1024, "kv_cache_gib": 2, "enforce_eager": args.eager and model == "tiny"})
     try:
         cfg, ctx = respond_config(args.max_tokens), context(model, "vllm")
-        items = respond.plan(prompts, cfg, ctx)
+        items = Respond(cfg, ctx).plan({"prompts": prompts})
         token_prompts = [
-            TokensPrompt(prompt_token_ids=render_chat(backend.tokenizer, respond.messages_for(p, cfg.system_prompt)))
+            TokensPrompt(prompt_token_ids=render_chat(backend.tokenizer, messages_for(p, cfg.system_prompt)))
             for p in items["prompt"]
         ]
         backend.llm.generate(token_prompts[:1], SamplingParams(temperature=0, max_tokens=4), use_tqdm=False)
@@ -170,12 +171,11 @@ def close_vllm(backend) -> None:
 
 def bench_transformers(model: str, path: Path, prompts: pl.DataFrame, args: argparse.Namespace) -> Timing:
     """(c) on the first --transformers-prompts prompts, after a one-request warm-up."""
-    from engine.backends.transformers_backend import TransformersBackend
 
-    backend = TransformersBackend(str(path), batch_size=16)
+    backend = load_backend("transformers", str(path), {"batch_size": 16})
     cfg, ctx = respond_config(args.max_tokens), context(model, "transformers")
-    items = respond.plan(prompts.head(args.transformers_prompts), cfg, ctx)
-    backend.generate([GenerationRequest(respond.messages_for("Hi", None), Sampling(0.0, 1.0, 4), 0)])
+    items = Respond(cfg, ctx).plan({"prompts": prompts.head(args.transformers_prompts)})
+    backend.generate([GenerationRequest(messages_for("Hi"), Sampling(0.0, 1.0, 4), 0)])
     timing = time_respond(model, "respond_transformers", backend, items, cfg, ctx)
     del backend
     gc.collect()

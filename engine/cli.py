@@ -1,4 +1,9 @@
-"""`charter ...`: parse arguments, load config, call one function. CharterError -> exit 1, no traceback."""
+"""The engine's commands of `charter` (constitution, models, filter, export, judge-eval, show): parse
+arguments, load config, call one function. CharterError -> exit 1, no traceback.
+
+`charter run`, `charter train` and `charter eval` compose the engine with training, so they are added
+to this app by training/cli.py, the console script's entry point; the engine never imports training.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +14,17 @@ import typer
 import yaml
 from rich.console import Console
 
+from engine.constitution import DEFAULT_CONSTITUTION
 from engine.errors import CharterError, user_errors
+from engine.validation import format_number
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="charter: Constitutional AI / RLAIF data engine.")
 constitution_app = typer.Typer(no_args_is_help=True, help="Validate, inspect, diff and import constitutions.")
 models_app = typer.Typer(no_args_is_help=True, help="Local models: the embedded default and its cache.")
 app.add_typer(constitution_app, name="constitution")
 app.add_typer(models_app, name="models")
-from training.cli import evaluate as eval_policy, train_app  # noqa: E402  (cheap: heavy imports happen per command)
-
-app.add_typer(train_app, name="train")
-app.command("eval")(eval_policy)
 console = Console()
 err = Console(stderr=True)
-
-
-@app.command()
-@user_errors
-def run(recipe: Path = typer.Argument(..., help="run recipe (YAML), e.g. data/recipes/demo.yaml")) -> None:
-    """Run a recipe's stages into its output directory; re-running resumes and skips finished rows."""
-    from engine.config import load_recipe
-    from engine.runner import run_recipe, summary_table
-
-    result = run_recipe(load_recipe(recipe), console=err)
-    console.print(summary_table(result))
 
 
 @app.command("filter")
@@ -144,34 +136,48 @@ def models_path(name: str = typer.Argument("smollm2-135m")) -> None:
 @user_errors
 def judge_eval(
     pairs: Path = typer.Option(..., help="human-labelled pairs: HH-RLHF jsonl(.gz), or JSONL/Parquet with prompt/chosen/rejected"),
-    model: str = typer.Option("smollm2-135m", help="judge model: local folder or smollm2-135m"),
-    backend: str = typer.Option("vllm", help="vllm or transformers"),
-    constitution: Path = typer.Option(Path("constitution/default.yaml"), help="whose comparison questions to ask"),
-    principles: int = typer.Option(4, help="comparison principles per pair (0 = all), each asked in both orders"),
+    recipe: Path = typer.Option(None, help="take the judge (mode, model, backend and its options, principles), "
+                                           "constitution and seed from this recipe; flags below override it"),
+    mode: str = typer.Option(None, help="judge method (default pairwise)"),
+    model: str = typer.Option(None, help="judge model: local folder or smollm2-135m (default: the recipe's, else smollm2-135m)"),
+    backend: str = typer.Option(None, help="judge backend kind (default: the recipe's, else vllm)"),
+    option: list[str] = typer.Option([], "--option", "-o", help="judge backend option KEY=VALUE (repeatable), "
+                                                                  "e.g. -o enforce_eager=true -o batch_size=8"),
+    constitution: Path = typer.Option(None, help=f"whose questions to ask (default: the recipe's, else {DEFAULT_CONSTITUTION})"),
+    principles: int = typer.Option(None, help="principles per pair (0 = all; default 4)"),
+    cot: bool = typer.Option(None, "--cot/--no-cot", help="pairwise: reason first, then score (labels clamped)"),
     limit: int = typer.Option(None, help="judge a seeded random sample of this many rows"),
-    seed: int = typer.Option(0),
-    cot: bool = typer.Option(False, help="chain-of-thought: reason first, then score (labels clamped)"),
-    batch_size: int = typer.Option(16, help="transformers backend: pairs per forward pass"),
+    seed: int = typer.Option(None, help="sampling seed (default: the recipe's, else 0)"),
     report: Path = typer.Option(None, help="also write the report as JSON here"),
-    enforce_eager: bool = typer.Option(True, help="vLLM: skip torch.compile (faster start on CPU)"),
 ) -> None:
-    """Score a human-labelled preference file with the judge; print accuracy beside the length baseline."""
+    """Score a human-labelled preference file with the judge; print accuracy beside the length baselines."""
     from engine.backends import load_backend
-    from engine.config import JudgeConfig
     from engine.constitution import load_constitution
-    from engine.judge_eval import evaluate_judge
-    from engine.models import resolve_model
+    from engine.judge_eval import evaluate_judge, judge_settings
     from engine.preferences import load_preferences
 
-    loaded = load_constitution(constitution)
-    preferences = load_preferences(pairs, limit=limit, seed=seed)
-    options = {"batch_size": batch_size} if backend == "transformers" else {"enforce_eager": enforce_eager, "seed": seed}
-    judge = load_backend(backend, str(resolve_model(model)), **options)
-    result = evaluate_judge(preferences, judge, JudgeConfig(principles=principles, cot=cot), loaded, seed, str(pairs))
+    flags = {"mode": mode, "model": model, "backend": backend, "principles": principles, "cot": cot,
+             "constitution": constitution and str(constitution), "seed": seed}
+    settings = judge_settings(recipe, flags, parse_key_values(option))
+    loaded = load_constitution(settings.constitution)
+    preferences = load_preferences(pairs, limit=limit, seed=settings.seed)
+    judge = load_backend(settings.backend, str(settings.model_path), settings.judge.backend_options, settings.seed)
+    result = evaluate_judge(preferences, judge, settings.judge, loaded, settings.seed, str(pairs))
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result.report, indent=2) + "\n")
     console.print(_judge_eval_table(result.report))
+
+
+def parse_key_values(pairs: list[str]) -> dict:
+    """`-o KEY=VALUE` flags as a mapping; values are read as YAML scalars (true, 8, 0.5, text)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CharterError(f"--option {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def _judge_eval_table(report: dict):
@@ -180,11 +186,10 @@ def _judge_eval_table(report: dict):
     table = Table(title=f"judge-eval: {report['pairs']} pairs from {report['source']} ({report['rows_skipped']} rows skipped)")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key in ("accuracy", "accuracy_with_ties", "length_baseline", "chance", "swap_consistency_pairs",
-                "swap_consistency_principles", "position_bias_first_slot", "principle_agreement", "mean_margin",
-                "pairs_unscored", "pairs_per_second"):
-        value = report.get(key)
-        table.add_row(key, "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value)))
+    for key in ("accuracy", "accuracy_with_ties", "length_baseline", "shorter_baseline", "chance",
+                "swap_consistency_pairs", "swap_consistency_principles", "position_bias_first_slot",
+                "principle_agreement", "mean_margin", "pairs_unscored", "pairs_per_second"):
+        table.add_row(key, format_number(report.get(key)))
     return table
 
 

@@ -1,20 +1,21 @@
 """Run recipe (YAML) -> frozen dataclasses, validated against `schemas/recipe.schema.json`.
 
-Defaults live here, in one place. Relative paths in a recipe are resolved against the current
-working directory (run `charter` from the project root, as the README does).
+Defaults live in the dataclasses, in one place. Relative paths in a recipe are resolved against the
+current working directory (run `charter` from the project root, as the README does). Each backend
+checks its own `backend_options` (engine/backends). The `train:` and `evaluate:` sections belong to
+training: they are kept here as parsed YAML and validated by training's own schema.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from engine.backends import Sampling
+from engine.backends import Sampling, backend_class, backend_options
+from engine.constitution import DEFAULT_CONSTITUTION
 from engine.errors import CharterError
 from engine.validation import SCHEMA_DIR, load_schema, read_yaml, schema_errors
-
-DEFAULT_CONSTITUTION = "constitution/default.yaml"
 
 
 @dataclass(frozen=True)
@@ -23,17 +24,6 @@ class PromptSource:
     column: str = "prompt"
     source: str | None = None  # label stored per row; default: the file name
     limit: int | None = None
-
-
-@dataclass(frozen=True)
-class BackendOptions:
-    batch_size: int = 16  # transformers: requests per generate call
-    dtype: str = "auto"
-    max_model_len: int = 2048
-    kv_cache_gib: int = 2  # vLLM on CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE)
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.85
-    enforce_eager: bool = False  # vLLM: skip torch.compile (faster start, slower tokens)
 
 
 @dataclass(frozen=True)
@@ -52,14 +42,25 @@ class CritiqueConfig:
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """RL-CAI judge: k comparison principles per pair, each asked in both orders."""
+    """RL-CAI judge: how pairs are labelled (`mode`, a method in engine/judges) and by which model."""
 
+    mode: str = "pairwise"  # a registered judge method: engine.judges.judge_modes()
     model: str | None = None  # default: the policy model (and its loaded engine)
     backend: str | None = None  # default: the recipe's backend
+    backend_options: Any = None  # the judge backend's Options; None: the recipe's (same kind) or that kind's defaults
     principles: int = 4  # sampled per pair with a seeded RNG; 0 = all
-    cot: bool = False  # reason first, then score the option tokens after the reasoning
+    cot: bool = False  # pairwise: reason first, then score the option tokens after the reasoning
     cot_clamp: tuple[float, float] = (0.4, 0.6)  # CoT soft labels are overconfident (CAI paper)
     cot_sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, max_tokens=128))
+
+    def hash_fields(self) -> dict[str, Any]:
+        """What identifies the labels. Engine settings are left out; so are fields added after 0.1 while
+        they hold their defaults, so runs made before them resume instead of judging again."""
+        out = asdict(self)
+        out.pop("backend_options")
+        if out["mode"] == "pairwise":
+            out.pop("mode")
+        return out
 
 
 @dataclass(frozen=True)
@@ -91,16 +92,6 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
-    """Trained policy vs the model it started from, on held-out prompts (the export's test split)."""
-
-    harmless: str = "data/prompts/helpful.jsonl"  # refusal rate here is the over-refusal monitor
-    limit: int = 16  # prompts from each source
-    principles: int = 2
-    max_tokens: int = 64
-
-
-@dataclass(frozen=True)
 class Recipe:
     name: str
     output_dir: str
@@ -108,7 +99,7 @@ class Recipe:
     prompts: PromptSource
     model: str
     backend: str = "vllm"
-    backend_options: BackendOptions = field(default_factory=BackendOptions)
+    backend_options: Any = None  # the backend's own Options dataclass (engine/backends); None: its defaults
     seed: int = 0
     chunk_size: int = 64
     respond: RespondConfig = field(default_factory=RespondConfig)
@@ -116,16 +107,12 @@ class Recipe:
     judge: JudgeConfig | None = None  # None: the run stops at candidate pairs
     filter: FilterConfig | None = None  # filter (and export) run after the judge when either section is present
     export: ExportConfig | None = None
-    train: Any = None  # training.config.TrainConfig: reward -> dpo -> ppo on the export, then evaluate
-    evaluate: EvaluateConfig | None = None
+    train: dict[str, Any] | None = None  # training's section, validated by training (training/config.py)
+    evaluate: dict[str, Any] | None = None  # training's policy-evaluation section, likewise
     source_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _sampling(raw: dict[str, Any] | None, default: Sampling) -> Sampling:
-    return Sampling(**{**asdict(default), **(raw or {})})
 
 
 def recipe_from_dict(raw: Any, source: str) -> Recipe:
@@ -133,59 +120,60 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
     errors = schema_errors(raw, load_schema(SCHEMA_DIR / "recipe.schema.json"), source)
     if errors:
         raise CharterError("invalid recipe:\n" + "\n".join(errors))
-    respond_raw, critique_raw = raw.get("respond", {}), raw.get("critique", {})
-    judge_raw, filter_raw, export_raw = raw.get("judge"), raw.get("filter"), raw.get("export")
-    if judge_raw is None and (filter_raw is not None or export_raw is not None):
+    if raw.get("judge") is None and (raw.get("filter") is not None or raw.get("export") is not None):
         raise CharterError(f"invalid recipe:\n{source}: filter/export need judged pairs; add a 'judge' section")
-    train_raw = raw.get("train")
-    if train_raw is not None and export_raw is None:
+    if raw.get("train") is not None and raw.get("export") is None:
         raise CharterError(f"invalid recipe:\n{source}: train needs an exported dataset; add an 'export' section")
     name = raw.get("name") or Path(source).stem
+    backend = _backend_kind(raw.get("backend", Recipe.backend), f"{source}: backend")
+    values = {k: raw[k] for k in ("output_dir", "constitution", "model", "seed", "chunk_size", "train", "evaluate") if k in raw}
+    judge_raw = raw.get("judge")
     return Recipe(
+        **{"output_dir": f"runs/{name}", "constitution": DEFAULT_CONSTITUTION, **values},
         name=name,
-        output_dir=raw.get("output_dir", f"runs/{name}"),
-        constitution=raw.get("constitution", DEFAULT_CONSTITUTION),
         prompts=PromptSource(**raw["prompts"]),
-        model=raw["model"],
-        backend=raw.get("backend", "vllm"),
-        backend_options=BackendOptions(**raw.get("backend_options", {})),
-        seed=raw.get("seed", 0),
-        chunk_size=raw.get("chunk_size", 64),
-        respond=RespondConfig(
-            n=respond_raw.get("n", 1),
-            system_prompt=respond_raw.get("system_prompt"),
-            sampling=_sampling(respond_raw.get("sampling"), RespondConfig().sampling),
-        ),
-        critique=CritiqueConfig(
-            rounds=critique_raw.get("rounds", 1),
-            principles=tuple(critique_raw.get("principles", ())),
-            sampling=_sampling(critique_raw.get("sampling"), CritiqueConfig().sampling),
-        ),
-        judge=None if judge_raw is None else judge_config(judge_raw),
-        filter=None if filter_raw is None else FilterConfig(**filter_raw),
-        export=None if export_raw is None else ExportConfig(**export_raw),
-        train=None if train_raw is None else _train_config(train_raw, source),
-        evaluate=EvaluateConfig(**raw["evaluate"]) if "evaluate" in raw else (EvaluateConfig() if train_raw else None),
+        backend=backend,
+        backend_options=backend_options(backend, raw.get("backend_options"), f"{source}: backend_options"),
+        respond=_section_config(RespondConfig, raw.get("respond")),
+        critique=_section_config(CritiqueConfig, raw.get("critique"), principles=tuple),
+        judge=None if judge_raw is None else judge_config(judge_raw, source, backend, raw.get("backend_options")),
+        filter=None if raw.get("filter") is None else FilterConfig(**raw["filter"]),
+        export=None if raw.get("export") is None else ExportConfig(**raw["export"]),
         source_path=source,
     )
 
 
-def _train_config(raw: dict[str, Any], source: str):
-    from training.config import train_config  # training's own schema names each bad field
+def _section_config(cls: type, raw: dict[str, Any] | None, **convert: Any) -> Any:
+    """A section's dataclass: its defaults, with the recipe's values (Sampling fields merged one by one)."""
+    values = dict(raw or {})
+    for f in fields(cls):
+        if f.name in values and isinstance(getattr(cls(), f.name), Sampling):
+            values[f.name] = Sampling(**{**asdict(getattr(cls(), f.name)), **values[f.name]})
+    for key, to in convert.items():
+        if key in values:
+            values[key] = to(values[key])
+    return cls(**values)
 
-    return train_config(raw, f"{source}: train")
+
+def _backend_kind(kind: str, where: str) -> str:
+    """The kind itself, once the registry knows it (a clear error naming the field otherwise)."""
+    try:
+        backend_class(kind)
+    except CharterError as exc:
+        raise CharterError(f"invalid recipe:\n{where}: {exc}") from None
+    return kind
 
 
-def judge_config(raw: dict[str, Any]) -> JudgeConfig:
-    default = JudgeConfig()
-    return JudgeConfig(
-        model=raw.get("model"),
-        backend=raw.get("backend"),
-        principles=raw.get("principles", default.principles),
-        cot=raw.get("cot", default.cot),
-        cot_clamp=tuple(raw.get("cot_clamp", default.cot_clamp)),  # type: ignore[arg-type]
-        cot_sampling=_sampling(raw.get("cot_sampling"), default.cot_sampling),
-    )
+def judge_config(raw: dict[str, Any], source: str = "judge", recipe_backend: str = "vllm",
+                 recipe_backend_options: dict[str, Any] | None = None) -> JudgeConfig:
+    """The `judge:` section; its backend options are the recipe's when it uses the recipe's backend kind."""
+    from engine.judges import judge_method
+
+    judge_method(raw.get("mode", JudgeConfig.mode))  # CharterError naming the registered modes
+    kind = _backend_kind(raw.get("backend") or recipe_backend, f"{source}: judge.backend")
+    options = raw.get("backend_options", recipe_backend_options if kind == recipe_backend else None)
+    cfg = _section_config(JudgeConfig, {k: v for k, v in raw.items() if k != "backend_options"}, cot_clamp=tuple)
+    return replace(cfg, backend_options=backend_options(kind, options, f"{source}: judge.backend_options"))
 
 
 def filter_config(raw: dict[str, Any] | None, source: str) -> FilterConfig:

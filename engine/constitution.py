@@ -14,9 +14,14 @@ from engine.errors import CharterError
 from engine.validation import field_path, load_schema, read_yaml, schema_errors
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "constitution" / "schema.json"
-DEFAULT_CONSTITUTION_PATH = SCHEMA_PATH.parent / "default.yaml"
+# Relative to the working directory, like every path in a recipe or on the command line: charter runs
+# from the project root. DEFAULT_CONSTITUTION_PATH is the same shipped file, wherever charter runs.
+DEFAULT_CONSTITUTION = "constitution/default.yaml"
+DEFAULT_CONSTITUTION_PATH = SCHEMA_PATH.parent.parent / DEFAULT_CONSTITUTION
+JUDGE_TEMPLATE_FIELDS = ("conversation", "response_a", "response_b", "question")
 
-PRINCIPLE_TEXT_FIELDS = ("critique", "revision", "comparison")
+PRINCIPLE_TEXT_FIELDS = ("critique", "revision", "comparison", "check")
+DEFAULT_CHECK = "Is the assistant's reply helpful, honest and harmless?"  # a principle without its own `check`
 
 
 @dataclass(frozen=True)
@@ -27,8 +32,18 @@ class Principle:
     critique: str
     revision: str
     comparison: str
+    check: str = DEFAULT_CHECK  # yes/no question about one reply (pointwise judge); Yes = meets the principle
     tags: tuple[str, ...] = ()
     weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """The constitution's optional `judge` section, parsed once at load time; None: charter's default."""
+
+    template: str | None = None  # comparison prompt with {conversation} {response_a} {response_b} {question}
+    options: tuple[str, str] = ("A", "B")  # option labels, each one token for the judge's tokenizer
+    few_shot: tuple[dict[str, str], ...] = ()  # worked comparisons shown before the real one
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,7 @@ class Constitution:
     description: str
     principles: tuple[Principle, ...]
     few_shot: tuple[dict[str, str], ...]
-    judge: dict[str, Any]  # read-only by convention; the content is covered by sha256
+    judge: JudgeSettings
     sha256: str
     path: str
 
@@ -99,7 +114,7 @@ def validate_file(path: str | Path) -> list[str]:
     return _read_and_check(path)[1]
 
 
-def load_constitution(path: str | Path = DEFAULT_CONSTITUTION_PATH) -> Constitution:
+def load_constitution(path: str | Path = DEFAULT_CONSTITUTION) -> Constitution:
     """Read and validate a constitution YAML; one CharterError lists every problem, one per line."""
     data, errors = _read_and_check(path)
     if errors:
@@ -110,6 +125,7 @@ def load_constitution(path: str | Path = DEFAULT_CONSTITUTION_PATH) -> Constitut
             critique=p["critique"].strip(),
             revision=p["revision"].strip(),
             comparison=p["comparison"].strip(),
+            check=p.get("check", DEFAULT_CHECK).strip(),
             tags=tuple(p.get("tags", ())),
             weight=float(p.get("weight", 1.0)),
         )
@@ -121,10 +137,18 @@ def load_constitution(path: str | Path = DEFAULT_CONSTITUTION_PATH) -> Constitut
         description=data["description"].strip(),
         principles=principles,
         few_shot=tuple(dict(example) for example in data.get("few_shot", ())),
-        judge=dict(data.get("judge", {})),
+        judge=_judge_settings(data.get("judge", {}), str(path)),
         sha256=canonical_sha256(data),
         path=str(path),
     )
+
+
+def _judge_settings(raw: dict[str, Any], source: str) -> JudgeSettings:
+    template = raw.get("template")
+    missing = [f for f in JUDGE_TEMPLATE_FIELDS if template is not None and "{" + f + "}" not in template]
+    if missing:
+        raise CharterError(f"{source}: judge.template: missing placeholder(s) {', '.join('{' + m + '}' for m in missing)}")
+    return JudgeSettings(template, tuple(raw.get("options", ("A", "B"))), tuple(dict(s) for s in raw.get("few_shot", ())))
 
 
 def describe(c: Constitution) -> str:

@@ -20,73 +20,19 @@ import shutil
 import socket
 import tempfile
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
 
 import numpy as np
 import polars as pl
-import yaml
 
 from engine.config import ExportConfig
+from engine.dataset_card import dataset_card
 from engine.errors import CharterError
-from engine.validation import SCHEMA_DIR, field_path, load_schema
+from engine.record_schema import pair_records, validate_records
 
-RECORD_SCHEMA = SCHEMA_DIR / "pair.schema.json"
 SPLITS = ("train", "test")
-
-
-def _turn(role: str, column: str) -> pl.Expr:
-    return pl.concat_list(pl.struct(pl.lit(role).alias("role"), pl.col(column).alias("content")))
-
-
-def record_columns() -> dict[str, pl.Expr]:
-    """Each exported field as an expression over the judged table, in the schema's order."""
-    vote = pl.element().struct
-    return {
-        "prompt": _turn("user", "prompt"),
-        "chosen": _turn("assistant", "chosen"),
-        "rejected": _turn("assistant", "rejected"),
-        "pair_id": pl.col("pair_id"),
-        "prompt_id": pl.col("prompt_id"),
-        "p_chosen": pl.col("p_chosen"),
-        "margin": pl.col("margin"),
-        "swap_consistent": pl.col("swap_consistent"),
-        "principle_agreement": pl.col("principle_agreement"),
-        # the principles with a scored vote; field-then-filter is 3x faster than filtering structs first
-        "principle_ids": pl.col("votes").list.eval(vote.field("principle_id").filter(vote.field("p_first").is_not_null()))
-        .list.unique(maintain_order=True),
-        "constitution_version": pl.col("constitution_version"),
-        "constitution_sha256": pl.col("constitution_sha256"),
-        "model": pl.col("model"),
-        "judge_model": pl.col("judge_model"),
-    }
-
-
-def pair_records(kept: pl.DataFrame) -> pl.DataFrame:
-    return kept.lazy().select(**record_columns()).collect()
-
-
-@cache
-def _record_validator():
-    import jsonschema
-
-    return jsonschema.Draft202012Validator(load_schema(RECORD_SCHEMA))
-
-
-def validate_records(records: pl.DataFrame) -> None:
-    """jsonschema over every record; raises naming the pair and field of the first few failures."""
-    validator, problems = _record_validator(), []
-    for record in records.iter_rows(named=True):
-        if not validator.is_valid(record):
-            error = next(validator.iter_errors(record))
-            problems.append(f"pair {record.get('pair_id')}: {field_path(error.absolute_path) or '(record)'}: {error.message}")
-            if len(problems) == 5:
-                break
-    if problems:
-        raise CharterError(f"exported records fail {RECORD_SCHEMA.name} (the schema_invalid filter should have dropped them):\n"
-                           + "\n".join(problems))
 
 
 def split_by_prompt(records: pl.DataFrame, test_size: float, seed: int) -> dict[str, pl.DataFrame]:
@@ -235,150 +181,3 @@ def _replacing_dir(out: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-# --- the record schema as Polars expressions (used by the schema_invalid filter) ----------------------
-
-_TYPES = {"string": "String", "number": "numeric", "integer": "integer", "boolean": "Boolean", "array": "List",
-          "object": "Struct"}
-_KNOWN = {"type", "minLength", "minimum", "maximum", "pattern", "const", "enum", "minItems", "maxItems",
-          "uniqueItems", "items", "required", "properties", "additionalProperties", "description", "title", "$ref"}
-
-
-def record_schema_checks(record_dtypes: pl.Schema, columns: dict[str, pl.Expr] | None = None) -> list[tuple[pl.Expr, str]]:
-    """(valid, "field: problem") for every constraint of pair.schema.json, over the judged table's columns.
-
-    `columns` replaces some fields' expressions, e.g. with a column already computed once: Polars does not
-    share a costly list expression between the many checks that read it.
-    """
-    root = load_schema(RECORD_SCHEMA)
-    checks: list[tuple[pl.Expr, str]] = []
-    for name, expr in {**record_columns(), **(columns or {})}.items():
-        spec = root["properties"][name]
-        _check_dtype(record_dtypes[name], _resolve(spec, root), name)
-        checks += _schema_checks(expr, spec, root, name)
-    return checks
-
-
-def _resolve(spec: dict, root: dict) -> dict:
-    while "$ref" in spec:
-        spec = root["$defs"][spec["$ref"].rsplit("/", 1)[-1]]
-    return spec
-
-
-def _schema_checks(expr: pl.Expr, spec: dict, root: dict, path: str) -> list[tuple[pl.Expr, str]]:
-    """(valid, message) for each constraint of a (sub)schema on the values of `expr`."""
-    spec = _resolve(spec, root)
-    unknown = set(spec) - _KNOWN
-    if unknown:
-        raise CharterError(f"{RECORD_SCHEMA}: {path}: {sorted(unknown)} not supported by the Polars check (engine/filters.py)")
-    checks = [(expr.is_not_null(), f"{path}: missing")]
-    if spec.get("type") in ("number", "integer"):
-        checks.append((~expr.cast(pl.Float64).is_nan(), f"{path}: NaN"))
-    bounds = {
-        "minLength": (lambda x: expr.str.len_chars() >= x, "shorter than {}"),
-        "minimum": (lambda x: expr >= x, "below minimum {}"),
-        "maximum": (lambda x: expr <= x, "above maximum {}"),
-        "pattern": (lambda x: expr.str.contains(x), "does not match {}"),
-        "const": (lambda x: expr == x, "is not {!r}"),
-        "enum": (lambda x: expr.is_in(x), "is not one of {}"),
-        "minItems": (lambda x: expr.list.len() >= x, "fewer than {} items"),
-        "maxItems": (lambda x: expr.list.len() <= x, "more than {} items"),
-        "uniqueItems": (lambda x: (expr.list.n_unique() == expr.list.len()) | (not x), "items not unique"),
-    }
-    checks += [(make(spec[key]), f"{path}: {message.format(spec[key])}") for key, (make, message) in bounds.items() if key in spec]
-    if "items" in spec:
-        inner = _schema_checks(pl.element(), spec["items"], root, f"{path}[]")
-        checks += [(expr.list.eval(ok).list.all(), message) for ok, message in inner]
-    for name, sub in spec.get("properties", {}).items():
-        checks += _schema_checks(expr.struct.field(name), sub, root, f"{path}.{name}")
-    return checks
-
-
-def _check_dtype(dtype: pl.DataType, spec: dict, path: str) -> None:
-    """Types are per column in Polars: a mismatch is a wrong table, not a bad row."""
-    want = _TYPES.get(spec.get("type", ""), None)
-    ok = (
-        want is None
-        or (want == "numeric" and dtype.is_numeric())
-        or (want == "integer" and dtype.is_integer())
-        or type(dtype).__name__ == want
-    )
-    if not ok:
-        raise CharterError(f"exported field {path} would be {dtype}; {RECORD_SCHEMA.name} wants {spec['type']}")
-
-
-# --- dataset card -----------------------------------------------------------------------------------
-
-
-def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: list[str],
-                 sft_counts: dict[str, int] | None = None) -> str:
-    """README.md: the Hub's YAML header (configs point at the Parquet files) and how the data was made."""
-    recipe = json.loads(json.dumps(manifest.get("recipe", {}), default=str))  # tuples -> lists for YAML
-    constitution, model = manifest.get("constitution", {}), manifest.get("model", {}).get("name", "?")
-    configs = {"default": ("parquet", counts)} | ({"sft": ("sft/parquet", sft_counts)} if sft_counts else {})
-    header = {
-        "license": "other",
-        "license_name": "generated-text-inherits-model-license",
-        "task_categories": ["text-generation"],
-        "tags": ["dpo", "reward-modeling", "preference", "rlaif", "constitutional-ai", "synthetic", "trl", "charter"],
-        "configs": [
-            {"config_name": name, **({"default": True} if name == "default" else {}),
-             "data_files": [{"split": s, "path": f"{folder}/{s}*.parquet"} for s in SPLITS]}
-            for name, (folder, _) in configs.items()
-        ],
-        "dataset_info": [
-            {"config_name": name, "splits": [{"name": s, "num_examples": n} for s, n in c.items()]}
-            for name, (_, c) in configs.items()
-        ],
-    }
-    prompts = recipe.get("prompts", {})
-    source = prompts.get("source") or Path(prompts.get("path", "?")).name
-    lines = [
-        "---", yaml.safe_dump(header, sort_keys=False).rstrip(), "---", "",
-        f"# {recipe.get('name', 'charter')}: constitutional AI preference pairs", "",
-        "Preference pairs in TRL's conversational format (`prompt`, `chosen`, `rejected` as chat messages),",
-        "made by charter from a constitution: a policy model answered each prompt, critiqued",
-        "and revised its answer against sampled principles, and a judge model compared the original with the",
-        "revision under several of the constitution's comparison principles, each asked in both orders and",
-        "scored from the option tokens' probabilities (`p_chosen`). Low-quality pairs were filtered out.", "",
-        "## How it was made", "",
-        f"- policy model: `{model}` (backend `{manifest.get('backend', '?')}`)",
-        f"- judge model: {', '.join(f'`{j}`' for j in judges) or '-'}",
-        f"- constitution: `{constitution.get('name', '?')}` version `{constitution.get('version', '?')}`, "
-        f"sha256 `{constitution.get('sha256', '?')}`",
-        f"- prompts: `{source}` ({prompts.get('path', '?')})",
-        f"- charter {manifest.get('charter_version', '?')}; packages: "
-        + (", ".join(f"{k} {v}" for k, v in manifest.get("packages", {}).items() if v) or "-"), "",
-        "Recipe:", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "",
-        "## Filters", "", f"{report.get('input', 0)} judged pairs in, {report.get('kept', 0)} kept.", "",
-        "| filter (in order) | pairs dropped |", "|---|---:|",
-        *(f"| {reason} | {n} |" for reason, n in report.get("dropped", {}).items()),
-        f"| **kept** | **{report.get('kept', 0)}** |", "",
-        _distribution_table(report), "",
-        "## Splits", "", "| config | split | rows |", "|---|---|---:|",
-        *(f"| {name} | {s} | {n} |" for name, (_, c) in configs.items() for s, n in c.items()), "",
-        "Train and test are split by prompt (seeded), so no prompt appears in both.", "",
-        "## Use", "", "```python", "from datasets import load_dataset",
-        'pairs = load_dataset("path/to/this/folder")          # or the Hub repo; "sft" config: SFT messages',
-        "# trl.DPOTrainer(model=..., train_dataset=pairs['train'], processing_class=tokenizer, args=DPOConfig(...))",
-        "```", "",
-        "## License", "",
-        "The responses, revisions and labels are generated text: they inherit the license and terms of use of the",
-        f"policy model (`{model}`) and of the judge model. The prompts come from the sources listed above",
-        f"(`{source}`) under their own terms. Check both before redistributing or training on this data.", "",
-    ]
-    return "\n".join(lines)
-
-
-def _distribution_table(report: dict) -> str:
-    dist = report.get("distributions", {})
-    if not dist:
-        return ""
-    rows = ["| measure | median in | median kept | mean in | mean kept |", "|---|---:|---:|---:|---:|"]
-    for name in dist.get("input", {}):
-        a, b = dist["input"][name], dist["kept"][name]
-        rows.append(f"| {name} | {a['median']} | {b['median']} | {a['mean']} | {b['mean']} |")
-    share = report.get("chosen_longer_share", {})
-    rows.append(f"| chosen longer (share) | | | {share.get('input')} | {share.get('kept')} |")
-    return "\n".join(rows)

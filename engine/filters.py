@@ -4,37 +4,27 @@ Applied in this order; a dropped row carries the reason (and a detail) of the FI
 judge_error, swap_inconsistent, principle_disagreement, weak_preference, degenerate, length_bias,
 judge_injection, near_duplicate_prompt, schema_invalid. Thresholds live in `FilterConfig` (engine/config.py).
 
-Near-duplicate prompts: MinHash over word n-grams (numpy universal hashing over the exploded shingles,
-min per prompt), LSH bands to find candidates, the exact n-gram Jaccard of each candidate pair, then
-connected components; each cluster keeps its smallest prompt_id. Pairs sharing one prompt_id are one
-prompt (n samples per prompt are normal), so they are never duplicates of each other. Only prompts
-that survive the row filters before it take part, so a prompt is not dropped in favour of one those
-filters dropped. Hashing is seeded, so results are deterministic for a given Polars version.
-With `embedding_threshold` set, semantic paraphrases are caught too: the surviving prompts are embedded
-(all-MiniLM-L6-v2 by default, engine/embeddings.py) and every pair at or above that cosine similarity
-joins the MinHash edges before the connected components, so one cluster can mix both kinds of link.
+Near-duplicate prompts are found by engine/dedup.py (MinHash/LSH, optional embeddings).
 
 Schema validity is checked twice against the one published schema, engine/schemas/pair.schema.json:
 here, every row's exported record by Polars expressions compiled from that schema
-(engine.export.record_schema_checks; fast enough for millions of rows; reason `schema_invalid`); and at export, by
+(engine.record_schema.record_schema_checks; fast enough for millions of rows; reason `schema_invalid`); and at export, by
 jsonschema's Draft202012Validator over every exported record (engine.export), which must then find
 nothing. Here NaN numbers are also rejected (jsonschema's minimum/maximum let NaN through).
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import polars as pl
 
 from engine.config import FilterConfig
 from engine.errors import CharterError
-from engine.export import record_columns, record_schema_checks
+from engine.dedup import drop_near_duplicate_prompts
+from engine.record_schema import record_columns, record_schema_checks
 from engine.store import RunStore, write_json_atomic, write_parquet_atomic
 
 __all__ = ["FilterConfig", "FilterResult", "REASONS", "apply_filters", "filter_run"]
@@ -49,8 +39,6 @@ REQUIRED = (
     "swap_consistency", "principle_agreement", "votes", "judge_injection_suspect", "judge_error",
     "constitution_version", "constitution_sha256", "model", "judge_model",
 )
-NUM_PERM = 32  # MinHash functions; LSH only proposes candidates, their exact Jaccard decides
-_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant that chains word hashes into an n-gram hash
 
 
 @dataclass(frozen=True)
@@ -88,11 +76,12 @@ def drop_judge_errors(cfg: FilterConfig) -> RowFilter:
 
 
 def drop_swap_inconsistent(cfg: FilterConfig) -> RowFilter:
+    """Only pairs judged in both orders: a method without orders (pointwise, reward model) stores null here."""
     share = pl.col("swap_consistency").round(3)
     if cfg.swap_mode == "all":
-        return _one("swap_inconsistent", ~pl.col("swap_consistent").fill_null(False),
+        return _one("swap_inconsistent", ~pl.col("swap_consistent").fill_null(True),
                     pl.format("a principle flipped with the order (swap_consistency {})", share))
-    return _one("swap_inconsistent", pl.col("swap_consistency").fill_null(0.0) < cfg.min_swap_consistency,
+    return _one("swap_inconsistent", pl.col("swap_consistency").fill_null(1.0) < cfg.min_swap_consistency,
                 pl.format("swap_consistency {} < {}", share, pl.lit(cfg.min_swap_consistency)))
 
 
@@ -200,159 +189,6 @@ def _one(reason: str, drops: pl.Expr, detail: pl.Expr) -> RowFilter:
 
 def _chars(column: str) -> pl.Expr:
     return pl.col(column).str.len_chars().cast(pl.Float64)
-
-
-# --- near-duplicate prompts -------------------------------------------------------------------------
-
-
-def drop_near_duplicate_prompts(rows: pl.DataFrame, cfg: FilterConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """prompt_id -> `_dup_detail` for each prompt dropped as a near-duplicate of a kept one, and diversity figures."""
-    prompts = rows.unique("prompt_id").sort("prompt_id")
-    owner, shingles = word_ngram_hashes(prompts["prompt"], cfg.ngram)
-    n = prompts.height
-    edges: list[tuple[np.ndarray, np.ndarray]] = []
-    candidates = lexical = semantic = 0
-    if cfg.near_duplicate_threshold is not None and n > 1:
-        bands, per_band = lsh_bands(cfg.near_duplicate_threshold, NUM_PERM)
-        u, v = lsh_candidates(minhash_signatures(owner, shingles, n, bands * per_band), bands, per_band)
-        candidates = len(u)
-        edges.append(_similar(u, v, owner, shingles, cfg.near_duplicate_threshold))
-        lexical = len(edges[-1][0])
-    if cfg.embedding_threshold is not None and n > 1:
-        from engine.embeddings import embed_texts, similar_pairs
-
-        vectors = embed_texts(prompts["prompt"].fill_null("").to_list(), cfg.embedding_model)
-        edges.append(similar_pairs(vectors, cfg.embedding_threshold))
-        semantic = len(edges[-1][0])
-    labels = connected_components(n, np.concatenate([u for u, _ in edges]), np.concatenate([v for _, v in edges])) \
-        if edges else np.arange(n)
-    duplicate = labels != np.arange(n)
-    ids = prompts["prompt_id"]
-    dropped = pl.DataFrame({
-        "prompt_id": ids.filter(duplicate),
-        "_dup_detail": ("near-duplicate of prompt " + ids.gather(labels[duplicate])),
-    }, schema={"prompt_id": pl.String, "_dup_detail": pl.String})
-    kept = ~duplicate[owner]
-    diversity = {
-        "prompts_checked": n,
-        "prompts_kept": int(n - duplicate.sum()),
-        "near_duplicate_clusters": int(len(np.unique(labels[duplicate]))),
-        "lsh_candidate_pairs": candidates,
-        "similar_pairs": {"lexical": lexical, "embedding": semantic},
-        f"distinct_{cfg.ngram}gram_ratio": {"checked": _distinct_ratio(shingles), "kept": _distinct_ratio(shingles[kept])},
-    }
-    return dropped, diversity
-
-
-def word_ngram_hashes(texts: pl.Series, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(owner row, 64-bit hash) per word n-gram, grouped by row; a text shorter than n words is one shingle."""
-    words = (
-        pl.DataFrame({"text": texts}).with_row_index("owner").lazy()
-        .select(pl.col("owner").cast(pl.Int64), pl.col("text").str.to_lowercase().str.extract_all(r"\w+").alias("w"))
-        .explode("w", empty_as_null=True)  # a text without word characters ("👍") keeps one (empty) shingle
-        .select("owner", pl.col("w").fill_null("").hash(0))
-        .collect(engine="streaming")  # tokenizes in parallel, in row order
-    )
-    owner, hashes = words["owner"].to_numpy(), words["w"].to_numpy()
-    counts = np.bincount(owner, minlength=len(texts))
-    position = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    gram = hashes.copy()
-    for j in range(1, n):  # chain the next j-th word in, within the same text only
-        same = np.zeros(len(owner), dtype=bool)
-        same[:-j] = owner[j:] == owner[:-j]
-        nxt = np.zeros_like(hashes)
-        nxt[:-j] = hashes[j:]
-        gram = np.where(same, (gram * _MIX) ^ nxt, gram)
-    starts = (position <= counts[owner] - n) | (position == 0)
-    return owner[starts], gram[starts]
-
-
-def minhash_signatures(owner: np.ndarray, shingles: np.ndarray, n: int, k: int) -> np.ndarray:
-    """k min-hashes per row by multiply-shift universal hashing: min over its shingles of (a*h + b) >> 32."""
-    rng = np.random.default_rng(1)
-    a = rng.integers(1, 2**63, size=k, dtype=np.uint64) | np.uint64(1)
-    b = rng.integers(0, 2**63, size=k, dtype=np.uint64)
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    signatures = np.empty((n, k), dtype=np.uint64)
-
-    def one(i: int) -> None:  # one vectorised pass per hash function; reduceat takes the min per row
-        signatures[:, i] = np.minimum.reduceat((shingles * a[i] + b[i]) >> np.uint64(32), starts)
-
-    _in_threads(one, range(k))
-    return signatures
-
-
-def _in_threads(work: Callable[[int], Any], items: range) -> list[Any]:
-    """numpy releases the GIL inside its loops, so independent passes over big arrays use every core."""
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
-        return list(pool.map(work, items))
-
-
-def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """The most selective (bands, rows) that still proposes >= 90% of pairs at the threshold."""
-    for rows in range(num_perm, 0, -1):
-        bands = num_perm // rows
-        if 1 - (1 - threshold**rows) ** bands >= 0.9:
-            return bands, rows
-    return num_perm, 1
-
-
-def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows sharing a whole band; each linked to the smallest row of its bucket (linear, not all pairs)."""
-    def band_links(band: int) -> tuple[np.ndarray, np.ndarray]:
-        key = signatures[:, band * rows]
-        for col in range(band * rows + 1, (band + 1) * rows):
-            key = (key * _MIX) ^ signatures[:, col]
-        order = np.argsort(key, kind="stable")
-        first = np.r_[True, key[order][1:] != key[order][:-1]]
-        root = order[first][np.cumsum(first) - 1]
-        linked = root != order
-        return order[linked], root[linked]
-
-    links = _in_threads(band_links, range(bands))
-    pairs = np.unique(np.stack([np.concatenate([u for u, _ in links]), np.concatenate([v for _, v in links])]), axis=1)
-    return pairs[0], pairs[1]
-
-
-def _similar(u, v, owner, shingles, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Keep candidate pairs whose exact n-gram-set Jaccard reaches the threshold."""
-    if len(u) == 0:
-        return u, v
-    nodes = np.unique(np.r_[u, v])
-    sets = pl.DataFrame({"owner": owner, "h": shingles}).filter(pl.col("owner").is_in(nodes)).unique()
-    sizes = sets.group_by("owner").len()
-    edges = pl.DataFrame({"u": u, "v": v})
-    shared = (
-        edges.join(sets, left_on="u", right_on="owner")
-        .join(sets, left_on=["v", "h"], right_on=["owner", "h"], how="semi")
-        .group_by("u", "v").len("shared")
-    )
-    scored = (
-        edges.join(shared, on=["u", "v"], how="left")
-        .join(sizes.rename({"len": "size_u"}), left_on="u", right_on="owner")
-        .join(sizes.rename({"len": "size_v"}), left_on="v", right_on="owner")
-        .with_columns(pl.col("shared").fill_null(0).cast(pl.Float64))
-        .filter(pl.col("shared") / (pl.col("size_u") + pl.col("size_v") - pl.col("shared")) >= threshold)
-    )
-    return scored["u"].to_numpy(), scored["v"].to_numpy()
-
-
-def connected_components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Each node's label is the smallest node of its component (min-label propagation + pointer jumping)."""
-    labels = np.arange(n)
-    while len(u):
-        before = labels.copy()
-        low = np.minimum(labels[u], labels[v])
-        np.minimum.at(labels, u, low)
-        np.minimum.at(labels, v, low)
-        labels = labels[labels]
-        if np.array_equal(labels, before):
-            break
-    return labels
-
-
-def _distinct_ratio(shingles: np.ndarray) -> float | None:
-    return round(pl.Series(shingles).n_unique() / len(shingles), 4) if len(shingles) else None
 
 
 # --- report and run I/O -----------------------------------------------------------------------------

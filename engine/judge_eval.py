@@ -2,22 +2,26 @@
 
 Reports accuracy (p_a > 0.5 for the human-chosen response), accuracy with swap-inconsistent pairs
 counted as ties (0.5), swap consistency, position bias (share of votes preferring the first slot),
-the length baseline (always prefer the longer response) and chance.
+the length baselines (always prefer the longer response; always the shorter) and chance. The judge is
+configured exactly as a recipe's `judge:` section is (engine.config.judge_config).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from engine.backends import Backend
-from engine.config import JudgeConfig
-from engine.constitution import Constitution
+from engine.config import JudgeConfig, judge_config, load_recipe
+from engine.constitution import DEFAULT_CONSTITUTION, Constitution
+from engine.judges import judge_method, orient
+from engine.models import DEFAULT_MODEL, resolve_model
 from engine.preferences import PreferenceFile
-from engine.stages.judge import collect_votes, orient
+from engine.validation import read_yaml
 
 
 @dataclass(frozen=True)
@@ -26,10 +30,44 @@ class JudgeEvalResult:
     judged: pl.DataFrame
 
 
+@dataclass(frozen=True)
+class JudgeEvalSettings:
+    judge: JudgeConfig
+    backend: str
+    model_path: Path
+    constitution: str
+    seed: int
+
+
+def judge_settings(recipe: Path | None, flags: dict[str, Any], backend_options: dict[str, Any]) -> JudgeEvalSettings:
+    """The recipe's judge section (if any) with the command line's flags laid over it, parsed like a recipe."""
+    raw = read_yaml(recipe, "recipe") if recipe is not None else {}
+    if recipe is not None:
+        load_recipe(recipe)  # the whole recipe is valid, or one error names the field
+    section = dict(raw.get("judge") or {})
+    section.update({k: flags[k] for k in ("mode", "backend", "principles", "cot") if flags.get(k) is not None})
+    recipe_backend = raw.get("backend", "vllm")
+    if backend_options:
+        inherited = raw.get("backend_options") if section.get("backend", recipe_backend) == recipe_backend else None
+        section["backend_options"] = {**(section.get("backend_options", inherited) or {}), **backend_options}
+    cfg = judge_config(section, str(recipe or "judge-eval"), recipe_backend, raw.get("backend_options"))
+    model = flags.get("model") or section.get("model") or raw.get("model") or DEFAULT_MODEL
+    return JudgeEvalSettings(
+        judge=cfg, backend=cfg.backend or recipe_backend, model_path=resolve_model(model),
+        constitution=flags.get("constitution") or raw.get("constitution", DEFAULT_CONSTITUTION),
+        seed=flags["seed"] if flags.get("seed") is not None else raw.get("seed", 0),
+    )
+
+
 def length_baseline(pairs: pl.DataFrame) -> float:
     """Share of pairs where the longer response is the human-chosen one (equal lengths count half)."""
     diff = pairs["response_a"].str.len_chars().cast(pl.Int64) - pairs["response_b"].str.len_chars().cast(pl.Int64)
     return float(((diff > 0).cast(pl.Float64) + 0.5 * (diff == 0).cast(pl.Float64)).mean())
+
+
+def shorter_baseline(pairs: pl.DataFrame) -> float:
+    """Share of pairs where the shorter response is the human-chosen one (equal lengths count half)."""
+    return 1.0 - length_baseline(pairs)
 
 
 def metrics(judged: pl.DataFrame, votes: pl.DataFrame) -> dict[str, float | int]:
@@ -55,11 +93,11 @@ def metrics(judged: pl.DataFrame, votes: pl.DataFrame) -> dict[str, float | int]
 def evaluate_judge(
     preferences: PreferenceFile, backend: Backend, cfg: JudgeConfig, constitution: Constitution, seed: int, source: str
 ) -> JudgeEvalResult:
-    pairs = preferences.pairs
+    pairs, method = preferences.pairs, judge_method(cfg.mode)
     start = time.perf_counter()
-    votes = collect_votes(pairs, backend, cfg, constitution, seed)
+    votes = method.votes(pairs, backend, cfg, constitution, seed)
     seconds = time.perf_counter() - start
-    judged = orient(pairs, votes)
+    judged = orient(pairs, method.aggregate(votes), votes)
     report = {
         "source": source,
         "rows_read": preferences.rows_read,
@@ -69,13 +107,14 @@ def evaluate_judge(
         "judge": {
             "model": backend.model_id,
             "backend": backend.name,
-            "mode": "cot" if cfg.cot else "logprob",
+            "mode": method.label(cfg),
             "principles_per_pair": cfg.principles or len(constitution.principles),
             "constitution": f"{constitution.name} {constitution.version} ({constitution.sha256[:12]})",
             "seed": seed,
         },
         **metrics(judged, votes),
         "length_baseline": length_baseline(pairs),
+        "shorter_baseline": shorter_baseline(pairs),
         "chance": 0.5,
         "seconds": seconds,
         "pairs_per_second": pairs.height / seconds if seconds > 0 else None,

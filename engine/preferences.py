@@ -17,12 +17,12 @@ from pathlib import Path
 
 import polars as pl
 
+from engine.conversation import CONVERSATION, last_text
 from engine.errors import CharterError
 from engine.keys import stable_hash
 
 _TURN = re.compile(r"\n\n(Human|Assistant):")
 _ROLES = {"Human": "user", "Assistant": "assistant"}
-CONVERSATION = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 
 
 @dataclass
@@ -69,19 +69,12 @@ def _read_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _last_text(value) -> str:
-    """A reply given as a string or as TRL conversational messages."""
-    if isinstance(value, list):
-        return str(value[-1]["content"]).strip()
-    return str(value).strip()
-
-
 def _row_to_pair(row: dict) -> tuple[list[dict[str, str]], str, str]:
     if "prompt" not in row:
         return split_hh_pair(row["chosen"], row["rejected"])
     prompt = row["prompt"]
     conversation = [dict(m) for m in prompt] if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
-    return conversation, _last_text(row["chosen"]), _last_text(row["rejected"])
+    return conversation, last_text(row["chosen"]).strip(), last_text(row["rejected"]).strip()
 
 
 def load_preferences(path: str | Path, limit: int | None = None, seed: int = 0) -> PreferenceFile:

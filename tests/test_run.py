@@ -10,6 +10,7 @@ from conftest import REPO, write_recipe
 from engine.config import load_recipe
 from engine.constitution import load_constitution
 from engine.runner import run_recipe
+from training.pipeline import run_and_train
 
 PROVENANCE = {"model", "backend", "config_hash", "constitution_version", "constitution_sha256"}
 
@@ -146,7 +147,7 @@ def test_e2e_tiny_recipe_trains_and_writes_its_eval_report(tmp_path, monkeypatch
     raw["evaluate"]["harmless"] = str(REPO / "data" / "prompts" / "helpful.jsonl")
     path = tmp_path / "e2e.yaml"
     path.write_text(yaml.safe_dump(raw))
-    result = run_recipe(load_recipe(path))
+    result = run_and_train(load_recipe(path))
     assert result.stages["kept"].rows == 12
     assert (tmp_path / "train" / "reward" / "config.json").is_file()
     report = json.loads((tmp_path / "train" / "dpo" / "eval" / "policy_eval.json").read_text())

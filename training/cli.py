@@ -1,4 +1,7 @@
-"""`charter train ...` and `charter eval`: parse, load the train config, call one function. CharterError -> exit 1."""
+"""The `charter` command line: the engine's commands (engine/cli.py) plus those that compose the engine with
+training: `charter run` (engine stages, then training when the recipe asks), `charter train ...` and
+`charter eval`. Parse, load the config, call one function; CharterError -> exit 1, no traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,30 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from engine.cli import app, parse_key_values
+from engine.constitution import DEFAULT_CONSTITUTION
 from engine.errors import CharterError, user_errors
+from engine.validation import format_number
+from training.config import EvaluateConfig
 
 train_app = typer.Typer(
     no_args_is_help=True, help="Train on a charter export with TRL (reward model, DPO, PPO/GRPO/RLOO); evaluate."
 )
+app.add_typer(train_app, name="train")
 console = Console()
+err = Console(stderr=True)
+
+
+@app.command()
+@user_errors
+def run(recipe: Path = typer.Argument(..., help="run recipe (YAML), e.g. data/recipes/demo.yaml")) -> None:
+    """Run a recipe's stages into its output directory; re-running resumes and skips finished rows."""
+    from engine.config import load_recipe
+    from engine.runner import summary_table
+    from training.pipeline import run_and_train
+
+    result = run_and_train(load_recipe(recipe), console=err)
+    console.print(summary_table(result))
 
 DATASET = typer.Option(..., "--dataset", help="a `charter export` folder (holds dataset/), or the dataset folder itself")
 CONFIG = typer.Option(..., "--config", help="train YAML: the train section, or a recipe with a `train:` key")
@@ -75,29 +96,32 @@ def ppo(dataset: Path = DATASET, config: Path = CONFIG) -> None:
     console.print(f"wrote {train_ppo(dataset, _section(config, 'ppo'))}")
 
 
-@train_app.command("eval")
+@app.command("eval")
 @user_errors
 def evaluate(
     policy: str = typer.Option(..., help="the trained policy folder"),
     reference: str = typer.Option(..., help="the model it started from: a folder or smollm2-135m"),
     prompts: Path = typer.Option(Path("data/prompts/redteam.jsonl"), help="prompts to compare answers on"),
-    harmless: Path = typer.Option(Path("data/prompts/helpful.jsonl"), help="harmless prompts: refusal rate (over-refusal)"),
+    harmless: Path = typer.Option(Path(EvaluateConfig.harmless), help="harmless prompts: refusal rate (over-refusal)"),
     column: str = typer.Option("prompt", help="prompt column in both files"),
     limit: int = typer.Option(None, help="first N prompts of each file"),
-    judge: str = typer.Option(None, help="judge model folder (default: the reference model)"),
-    judge_backend: str = typer.Option("transformers", help="vllm or transformers"),
-    constitution: Path = typer.Option(Path("constitution/default.yaml"), help="whose comparison questions the judge asks"),
-    principles: int = typer.Option(2, help="comparison principles per pair (0 = all), each asked in both orders"),
+    recipe: Path = typer.Option(None, help="judge as this recipe's `judge:` section does (mode, backend, options)"),
+    judge: str = typer.Option(None, help="judge model folder (default: the recipe's judge, else the reference model)"),
+    judge_backend: str = typer.Option(None, help="judge backend kind (default: the recipe's, else transformers)"),
+    option: list[str] = typer.Option([], "--option", "-o", help="judge backend option KEY=VALUE (repeatable)"),
+    constitution: Path = typer.Option(None, help=f"whose questions the judge asks (default: the recipe's, else {DEFAULT_CONSTITUTION})"),
+    principles: int = typer.Option(EvaluateConfig.principles, help="principles per pair (0 = all)"),
     reward_model: Path = typer.Option(None, help="also report this reward model's mean score for both"),
-    max_tokens: int = typer.Option(64, help="new tokens per (greedy) answer"),
-    batch_size: int = typer.Option(8),
+    max_tokens: int = typer.Option(EvaluateConfig.max_tokens, help="new tokens per (greedy) answer"),
+    batch_size: int = typer.Option(8, help="answers generated per batch"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(None, help="report folder (default: POLICY/eval)"),
 ) -> None:
     """Win rate of a policy against its reference, judged by the constitution; length, refusal, KL, reward monitors."""
     from engine.backends import load_backend
-    from engine.config import JudgeConfig, PromptSource
+    from engine.config import PromptSource
     from engine.constitution import load_constitution
+    from engine.judge_eval import judge_settings
     from engine.models import resolve_model
     from engine.stages.prompts import load_prompts
     from training.evaluate import evaluate_policy, text_report
@@ -105,14 +129,19 @@ def evaluate(
     texts = load_prompts(PromptSource(str(prompts), column, limit=limit))["prompt"].to_list()
     benign = load_prompts(PromptSource(str(harmless), column, limit=limit))["prompt"].to_list()
     policy_dir, reference_dir = resolve_model(policy), resolve_model(reference)
-    judge_path = str(resolve_model(judge) if judge else reference_dir)
-    backend = load_backend(judge_backend, judge_path, **({"batch_size": batch_size} if judge_backend == "transformers" else {}))
+    flags = {"model": judge or (None if recipe else str(reference_dir)), "backend": judge_backend or (None if recipe else "transformers"),
+             "principles": principles, "constitution": constitution and str(constitution), "seed": seed}
+    settings = judge_settings(recipe, flags, parse_key_values(option))
+    backend = load_backend(settings.backend, str(settings.model_path), settings.judge.backend_options, settings.seed)
     report = evaluate_policy(
-        policy_dir, reference_dir, texts, backend, load_constitution(constitution), harmless_prompts=benign,
-        reward_model_dir=reward_model, judge_cfg=JudgeConfig(principles=principles), max_tokens=max_tokens,
-        batch_size=batch_size, seed=seed, out_dir=out or policy_dir / "eval",
+        policy_dir, reference_dir, texts, backend, load_constitution(settings.constitution), harmless_prompts=benign,
+        reward_model_dir=reward_model, judge_cfg=settings.judge, max_tokens=max_tokens,
+        batch_size=batch_size, seed=settings.seed, out_dir=out or policy_dir / "eval",
     )
     console.print(text_report(report), highlight=False, markup=False, soft_wrap=True)
+
+
+train_app.command("eval")(evaluate)
 
 
 def _reward_table(report: dict[str, Any]):
@@ -129,4 +158,4 @@ def _reward_table(report: dict[str, Any]):
 
 
 def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else json.dumps(value)
+    return format_number(value) if value is None or isinstance(value, float) else json.dumps(value)

@@ -91,6 +91,16 @@ class PPOSettings(TrainerSettings):
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """Trained policy vs the model it started from, on held-out prompts (the export's test split)."""
+
+    harmless: str = "data/prompts/helpful.jsonl"  # refusal rate here is the over-refusal monitor
+    limit: int = 16  # prompts from each source
+    principles: int = 2  # comparison principles per pair (0 = all), each asked in both orders
+    max_tokens: int = 64  # new tokens per (greedy) answer
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     reward: RewardSettings | None = None
     dpo: DPOSettings | None = None
@@ -149,6 +159,17 @@ def _check_ppo(raw: dict[str, Any], reward: RewardSettings | None, source: str) 
         raise CharterError(
             f"{source}: ppo.{divisor}: batch_size x gradient_accumulation_steps ({batch}) must be a multiple of it"
         )
+
+
+def evaluate_config(raw: dict[str, Any] | None, source: str = "evaluate") -> EvaluateConfig:
+    """A recipe's `evaluate:` section, checked against training's schema; None: the defaults."""
+    if raw is None:
+        return EvaluateConfig()
+    schema = load_schema(SCHEMA_PATH)
+    errors = schema_errors(raw, {"$ref": "#/$defs/evaluate", "$defs": schema["$defs"]}, source)
+    if errors:
+        raise CharterError("\n".join(errors))
+    return EvaluateConfig(**raw)
 
 
 def training_arguments(settings: TrainerSettings, config_cls: type, **specific: Any):

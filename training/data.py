@@ -6,7 +6,9 @@ from pathlib import Path
 
 import polars as pl
 
+from engine.conversation import as_messages, last_text
 from engine.errors import CharterError
+from engine.judges import judge_items
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
@@ -45,40 +47,20 @@ def heldout_split(data):
     return data["test"] if "test" in data and data["test"].num_rows else None
 
 
-def _text(value) -> str:
-    """A prompt/response as charter exports it (message list) or as plain text."""
-    return str(value[-1]["content"]) if isinstance(value, list) else str(value)
-
-
-def _messages(value) -> list[dict[str, str]]:
-    if isinstance(value, list):
-        return [{"role": m["role"], "content": m["content"]} for m in value]
-    return [{"role": "user", "content": str(value)}]
-
-
 def pairs_frame(split) -> pl.DataFrame:
     """A TRL preference split as the frame the judge and evaluators read: response_a = chosen, response_b = rejected."""
     rows = split.select_columns(list(PAIR_COLUMNS)).to_list()
     ids = split["pair_id"] if "pair_id" in split.column_names else [str(i) for i in range(len(rows))]
-    return pl.DataFrame(
-        {
-            "pair_id": list(ids),
-            "prompt": [_messages(r["prompt"])[-1]["content"] for r in rows],
-            "conversation": [_messages(r["prompt"]) for r in rows],
-            "response_a": [_text(r["chosen"]) for r in rows],
-            "response_b": [_text(r["rejected"]) for r in rows],
-        },
-        schema={"pair_id": pl.String, "prompt": pl.String,
-                "conversation": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
-                "response_a": pl.String, "response_b": pl.String},
-    )
+    conversations = [as_messages(r["prompt"]) for r in rows]
+    return judge_items(list(ids), [c[-1]["content"] for c in conversations], [last_text(r["chosen"]) for r in rows],
+                       [last_text(r["rejected"]) for r in rows], conversations)
 
 
 def unique_prompts(split) -> list[list[dict[str, str]]]:
     """The distinct prompts of a split as chat messages, in first-seen order (RL trains on prompts only)."""
     seen, out = set(), []
     for prompt in split["prompt"]:
-        messages = _messages(prompt)
+        messages = as_messages(prompt)
         key = tuple((m["role"], m["content"]) for m in messages)
         if key not in seen:
             seen.add(key)

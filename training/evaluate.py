@@ -16,11 +16,14 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from engine.backends import Backend, Completion, GenerationRequest, Sampling
+from engine.backends import Backend, Completion, GenerationRequest, Sampling, load_backend
 from engine.backends.chat import render_chat
 from engine.config import JudgeConfig
 from engine.constitution import Constitution
+from engine.conversation import messages_for
 from engine.errors import CharterError
+from engine.judges import judge_items, judge_pairs
+from engine.validation import format_number
 
 REFUSAL = re.compile(
     r"\b(i can ?not|i can't|i'm sorry|i am sorry|i apologi[sz]e|as an ai|i'm not able to|i am not able to|"
@@ -41,16 +44,12 @@ def evaluate_policy(
     out_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Win rate of policy vs reference and the monitors for both; written as JSON + text to out_dir when given."""
-    from engine.stages.judge import judge_pairs
-
     if not prompts:
         raise CharterError("policy evaluation needs at least one prompt")
     answers, kl = _generate_both(policy_dir, reference_dir, list(prompts), list(harmless_prompts), max_tokens, batch_size, seed)
     n = len(prompts)
-    items = pl.DataFrame({
-        "pair_id": [f"eval-{i}" for i in range(n)], "prompt": list(prompts),
-        "response_a": [c.text for c in answers["policy"][:n]], "response_b": [c.text for c in answers["reference"][:n]],
-    })
+    items = judge_items([f"eval-{i}" for i in range(n)], list(prompts),
+                        [c.text for c in answers["policy"][:n]], [c.text for c in answers["reference"][:n]])
     judged = judge_pairs(items, judge_backend, judge_cfg, constitution, seed)
     rewards = _reward_means(reward_model_dir, prompts, answers, n, batch_size)
     report = {
@@ -101,12 +100,10 @@ def monitors(completions: list[Completion], n_prompts: int, reward_mean: float |
 
 def _generate_both(policy_dir, reference_dir, prompts, harmless, max_tokens, batch_size, seed):
     """Greedy answers from each model (one loaded at a time) and the KL of the policy's own samples to the reference."""
-    from engine.backends.transformers_backend import TransformersBackend
-
     greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens)
     sampled = Sampling(temperature=1.0, top_p=1.0, max_tokens=max_tokens)  # KL is an expectation over the policy's samples
-    chats = [({"role": "user", "content": p},) for p in prompts + harmless]
-    policy = TransformersBackend(str(policy_dir), batch_size=batch_size)
+    chats = [messages_for(p) for p in prompts + harmless]
+    policy = load_backend("transformers", str(policy_dir), {"batch_size": batch_size}, seed)
     answers = {"policy": policy.generate([GenerationRequest(m, greedy, seed) for m in chats])}
     samples = policy.generate([GenerationRequest(m, sampled, seed + i) for i, m in enumerate(chats[:len(prompts)])])
     pairs = [(render_chat(policy.tokenizer, m), policy.tokenizer(s.text, add_special_tokens=False)["input_ids"])
@@ -115,7 +112,7 @@ def _generate_both(policy_dir, reference_dir, prompts, harmless, max_tokens, bat
     policy_lp = response_logprobs(policy.model, policy.tokenizer, pairs, batch_size)
     vocab = policy.tokenizer.get_vocab()
     del policy
-    reference = TransformersBackend(str(reference_dir), batch_size=batch_size)
+    reference = load_backend("transformers", str(reference_dir), {"batch_size": batch_size}, seed)
     answers["reference"] = reference.generate([GenerationRequest(m, greedy, seed) for m in chats])
     if reference.tokenizer.get_vocab() != vocab:
         return answers, {"per_token": None, "note": "policy and reference tokenizers differ; KL not computed"}
@@ -178,9 +175,7 @@ def write_report(report: dict[str, Any], judged: pl.DataFrame, out: Path) -> Non
 
 
 def text_report(report: dict[str, Any]) -> str:
-    def num(x: Any) -> str:
-        return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
-
+    num = format_number
     kl = report["kl_to_reference"]
     lines = [
         f"policy    {report['policy']}",

@@ -7,9 +7,8 @@ backends and vLLM, plus `charter_train.json`: what was trained, on what, with wh
 from __future__ import annotations
 
 import json
-import platform
+import engine
 from dataclasses import asdict
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,7 @@ def save_trained(model, tokenizer, output_dir: str | Path, record: dict[str, Any
         model = model.merge_and_unload()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / RECORD).write_text(json.dumps({**record, "packages": _packages()}, indent=2, default=str))
+    (out / RECORD).write_text(json.dumps({**record, "packages": engine.package_versions("torch", "transformers", "trl", "peft", "datasets")}, indent=2, default=str))
     return out
 
 
@@ -106,13 +105,3 @@ def training_record(kind: str, settings: Any, dataset_dir: str | Path, trainer, 
         "global_step": trainer.state.global_step,
         "log_history": trainer.state.log_history,
     }
-
-
-def _packages() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "trl", "peft", "datasets"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out

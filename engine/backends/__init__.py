@@ -1,17 +1,21 @@
-"""Generation backends behind one small protocol.
+"""Generation backends behind one small protocol, and the registry that maps a kind to its class.
 
 Stages build `GenerationRequest`s and hand a whole batch to `Backend.generate`; backends own model
-loading, chat templating and batching. Stages never import torch or vllm.
+loading, chat templating and batching. Stages never import torch or vllm. `load_backend` is the only
+way anything builds a backend: a new backend is one module plus one `register_backend` line below.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import types
+import typing
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
+from engine.conversation import Message
 from engine.errors import CharterError
-
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,10 @@ class GenerationRequest:
 @dataclass(frozen=True)
 class Completion:
     text: str
-    finish_reason: str  # "stop" (end of sequence) or "length" (hit max_tokens)
+    finish_reason: str  # "stop" (end of sequence) or "length" (hit max_tokens); "error" with `error` set
     prompt_tokens: int
     completion_tokens: int
+    error: str | None = None  # why this one request failed (served backends); None when it succeeded
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,11 @@ class OptionScores:
 
 
 class Backend(Protocol):
-    """What a stage needs from a model: continue many conversations, or score option tokens, at once."""
+    """What a stage needs from a model: continue many conversations, or score option tokens, at once.
+
+    A backend class also has `Options`, a frozen dataclass of its settings, and is built as
+    `cls(model_path, options, seed)` by `load_backend`.
+    """
 
     name: str
     model_id: str
@@ -76,17 +85,88 @@ class Backend(Protocol):
         ...
 
 
-BACKENDS = ("vllm", "transformers")
+_REGISTRY: dict[str, str | type] = {}
 
 
-def load_backend(kind: str, model_path: str, **options: object) -> Backend:
-    """Build the named backend over a local model folder."""
-    if kind == "vllm":
-        from engine.backends.vllm_backend import VLLMBackend
+def register_backend(kind: str, target: str | type) -> None:
+    """Make `kind` loadable: `target` is a class, or "module:Class" imported on first use (heavy imports wait)."""
+    _REGISTRY[kind] = target
 
-        return VLLMBackend(model_path, **options)  # type: ignore[arg-type]
-    if kind == "transformers":
-        from engine.backends.transformers_backend import TransformersBackend
 
-        return TransformersBackend(model_path, **options)  # type: ignore[arg-type]
-    raise CharterError(f"unknown backend {kind!r}; choose one of: {', '.join(BACKENDS)}")
+def backend_kinds() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def backend_class(kind: str) -> type:
+    target = _REGISTRY.get(kind)
+    if target is None:
+        raise CharterError(f"unknown backend {kind!r}; choose one of: {', '.join(_REGISTRY)}")
+    if isinstance(target, str):
+        module, _, name = target.partition(":")
+        target = getattr(importlib.import_module(module), name)
+        _REGISTRY[kind] = target
+    return target
+
+
+def backend_options(kind: str, raw: Mapping[str, Any] | None, where: str = "backend_options") -> Any:
+    """The backend's own Options dataclass from a recipe mapping; unknown keys and wrong types are errors."""
+    return options_from_dict(backend_class(kind).Options, raw or {}, f"{where} (backend {kind!r})")
+
+
+def load_backend(kind: str, model_path: str, options: Mapping[str, Any] | Any = None, seed: int = 0) -> Backend:
+    """Build the named backend over a model folder; `options` is its Options dataclass or a mapping of it."""
+    cls = backend_class(kind)
+    if not isinstance(options, cls.Options):
+        options = backend_options(kind, options)
+    return cls(model_path, options, seed)
+
+
+def close_backend(backend: Any) -> None:
+    """Stop a backend's engine now (vLLM's process) rather than at interpreter exit; a no-op for others."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
+
+
+def options_from_dict(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+    """Build a frozen options dataclass from a mapping, naming any unknown key or ill-typed value."""
+    if not isinstance(raw, Mapping):
+        raise CharterError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise CharterError(f"{where}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(fields) or 'none'}")
+    hints = typing.get_type_hints(cls)
+    for key, value in raw.items():
+        if not _type_ok(value, hints[key]):
+            raise CharterError(f"{where}.{key}: {value!r} is not a {_type_name(hints[key])}")
+    try:
+        return cls(**raw)
+    except (ValueError, TypeError) as exc:
+        raise CharterError(f"{where}: {exc}") from None
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or hint)
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+register_backend("vllm", "engine.backends.vllm_backend:VLLMBackend")
+register_backend("transformers", "engine.backends.transformers_backend:TransformersBackend")
+register_backend("openai", "engine.backends.openai_backend:OpenAIBackend")

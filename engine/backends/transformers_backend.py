@@ -8,6 +8,7 @@ decoding, texts; sampled texts can differ from an uninterrupted run. vLLM seeds 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -18,14 +19,32 @@ from engine.backends import Completion, GenerationRequest, OptionScores, ScoreRe
 from engine.backends.chat import check_model_dir, render_chat, render_scoring_prompt, single_token_ids, too_long
 
 
+@dataclass(frozen=True)
+class TransformersOptions:
+    """`backend_options` of `backend: transformers`."""
+
+    batch_size: int = 16  # requests per generate / scoring forward pass
+    dtype: str = "auto"  # auto: float32
+    device: str | None = None  # default: cuda when available, else cpu
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype: {self.dtype!r} is not one of auto, float32, bfloat16, float16")
+
+
 class TransformersBackend:
     name = "transformers"
+    Options = TransformersOptions
 
-    def __init__(self, model_path: str, batch_size: int = 16, dtype: str = "float32", device: str | None = None):
+    def __init__(self, model_path: str, options: TransformersOptions | None = None, seed: int = 0):
+        options = options or TransformersOptions()
         path = check_model_dir(model_path)
         self.model_id = str(path)
-        self.batch_size = batch_size
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size = options.batch_size
+        self.device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = "float32" if options.dtype == "auto" else options.dtype
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:

@@ -8,6 +8,7 @@ rendered by the model's own chat template, so both backends see the same prompt 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Sequence
 
 from engine.backends import Completion, GenerationRequest, OptionScores, ScoreRequest
@@ -15,24 +16,30 @@ from engine.backends.chat import check_model_dir, render_chat, render_scoring_pr
 from engine.errors import CharterError
 
 
+@dataclass(frozen=True)
+class VLLMOptions:
+    """`backend_options` of `backend: vllm`."""
+
+    max_model_len: int = 2048
+    dtype: str = "auto"  # auto: float32 on CPU (bfloat16 is emulated there), the model's dtype on GPU
+    kv_cache_gib: int = 2  # vLLM on CPU: KV cache size (VLLM_CPU_KVCACHE_SPACE)
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.85
+    enforce_eager: bool = False  # skip torch.compile (faster start, slower tokens)
+
+    def __post_init__(self) -> None:
+        _check_options(self)
+
+
 class VLLMBackend:
     name = "vllm"
+    Options = VLLMOptions
 
-    def __init__(
-        self,
-        model_path: str,
-        max_model_len: int = 2048,
-        dtype: str = "auto",
-        kv_cache_gib: int = 2,
-        tensor_parallel_size: int = 1,
-        gpu_memory_utilization: float = 0.85,
-        enforce_eager: bool = False,
-        seed: int = 0,
-        **_ignored: object,
-    ):
+    def __init__(self, model_path: str, options: VLLMOptions | None = None, seed: int = 0):
         path = check_model_dir(model_path)
         self.model_id = str(path)
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        o = options or VLLMOptions()
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(o.kv_cache_gib))
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # charter shows its own progress
         _bind_all_cpu_cores()
         try:
@@ -44,17 +51,17 @@ class VLLMBackend:
             ) from None
         self.llm = LLM(
             model=str(path),
-            dtype=_cpu_safe_dtype(dtype),
-            max_model_len=max_model_len,
+            dtype=_cpu_safe_dtype(o.dtype),
+            max_model_len=o.max_model_len,
             enable_prefix_caching=True,
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=o.tensor_parallel_size,
+            gpu_memory_utilization=o.gpu_memory_utilization,
             seed=seed,
             # Eager skips torch.compile: minutes faster to start on CPU, somewhat slower per token.
-            enforce_eager=enforce_eager,
+            enforce_eager=o.enforce_eager,
         )
         self.tokenizer = self.llm.get_tokenizer()
-        self.max_model_len = max_model_len
+        self.max_model_len = o.max_model_len
 
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
         return single_token_ids(self.tokenizer, options)
@@ -108,6 +115,15 @@ class VLLMBackend:
             )
             for out in outputs
         ]
+
+
+def _check_options(o: VLLMOptions) -> None:
+    if o.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ValueError(f"dtype: {o.dtype!r} is not one of auto, float32, bfloat16, float16")
+    if o.max_model_len < 64 or o.kv_cache_gib < 1 or o.tensor_parallel_size < 1:
+        raise ValueError("max_model_len must be >= 64, kv_cache_gib and tensor_parallel_size >= 1")
+    if not 0 < o.gpu_memory_utilization <= 1:
+        raise ValueError("gpu_memory_utilization must be in (0, 1]")
 
 
 def _bind_all_cpu_cores() -> None:

@@ -1,16 +1,24 @@
-"""Stages: each turns one input table into one output table, as a pure function of rows + config.
+"""Stages: each turns input tables into one output table, as a pure function of rows + config.
 
-A stage module exposes `TABLE` (its output name), `ID` (the unique id column of its rows),
-`plan(...)` -> one work item per unit with a `row_key`, and `run(items, ...)` -> output rows for
-those items. The runner skips items whose `row_key` is already stored; stages never call each other.
+Every stage module exposes `from_recipe(recipe, ctx)`, which returns a stage object (or None when the
+recipe leaves the stage out). A stage object has the same shape for every stage:
+    table, id_column   its output table and that table's unique id column
+    backend_role       "policy", "judge" or None: which model it needs, if any
+    config_hash        computed once, from its config, model and constitution
+    plan(tables)       -> one work item per unit with a `row_key`, from the tables made so far
+    run(items, backend) -> the output rows for those items
+The runner (engine/runner.py) walks `STAGES` in order and skips items whose `row_key` is already
+stored; stages never call each other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import polars as pl
 
+from engine.backends import Backend
 from engine.constitution import Constitution
 
 
@@ -31,3 +39,14 @@ class StageContext:
             pl.lit(self.constitution.version).alias("constitution_version"),
             pl.lit(self.constitution.sha256).alias("constitution_sha256"),
         ]
+
+
+class Stage(Protocol):
+    table: str
+    id_column: str
+    backend_role: str | None
+    config_hash: str
+
+    def plan(self, tables: dict[str, pl.DataFrame]) -> pl.DataFrame: ...
+
+    def run(self, items: pl.DataFrame, backend: Backend | None) -> pl.DataFrame: ...

@@ -12,20 +12,13 @@ import random
 import polars as pl
 
 from engine.backends import Backend, GenerationRequest
-from engine.config import CritiqueConfig
+from engine.config import CritiqueConfig, Recipe
 from engine.constitution import Principle
+from engine.conversation import messages_for
 from engine.errors import CharterError
 from engine.keys import derived_seed, stable_hash
 from engine.stages import StageContext
-from engine.stages.respond import messages_for
 from engine.store import KEY
-
-TABLE = "revisions"
-ID = "revision_id"
-
-
-def config_hash(cfg: CritiqueConfig, ctx: StageContext) -> str:
-    return stable_hash("critique", cfg, ctx.model, ctx.backend, ctx.seed, ctx.constitution.sha256)
 
 
 def eligible_principles(cfg: CritiqueConfig, ctx: StageContext) -> list[Principle]:
@@ -37,26 +30,40 @@ def eligible_principles(cfg: CritiqueConfig, ctx: StageContext) -> list[Principl
     return [p for p in ctx.constitution.principles if not cfg.principles or p.id in cfg.principles]
 
 
-def plan(responses: pl.DataFrame, cfg: CritiqueConfig, ctx: StageContext) -> pl.DataFrame:
-    chash = config_hash(cfg, ctx)
-    keys = [stable_hash(rid, chash) for rid in responses["response_id"]]
-    return responses.select("prompt_id", "prompt", "response_id", "response").with_columns(pl.Series(KEY, keys))
-
-
 def sample_principle(principles: list[Principle], row_key: str, round_: int, seed: int) -> Principle:
     rng = random.Random(derived_seed(seed, row_key, round_))
     return rng.choices(principles, weights=[p.weight for p in principles], k=1)[0]
 
 
-def run(items: pl.DataFrame, backend: Backend, cfg: CritiqueConfig, ctx: StageContext) -> pl.DataFrame:
-    principles = eligible_principles(cfg, ctx)
-    current = items["response"].to_list()
-    rounds: list[pl.DataFrame] = []
-    for round_ in range(1, cfg.rounds + 1):
-        chosen = [sample_principle(principles, k, round_, ctx.seed) for k in items[KEY]]
-        seeds = [derived_seed(ctx.seed, k, round_, "critique") for k in items[KEY]]
+class Critique:
+    table, id_column, backend_role = "revisions", "revision_id", "policy"
+
+    def __init__(self, cfg: CritiqueConfig, ctx: StageContext):
+        self.cfg, self.ctx = cfg, ctx
+        self.principles = eligible_principles(cfg, ctx)  # checked before anything is written
+        self.config_hash = stable_hash("critique", cfg, ctx.model, ctx.backend, ctx.seed, ctx.constitution.sha256)
+
+    def plan(self, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        responses = tables["responses"]
+        keys = [stable_hash(rid, self.config_hash) for rid in responses["response_id"]]
+        return responses.select("prompt_id", "prompt", "response_id", "response").with_columns(pl.Series(KEY, keys))
+
+    def run(self, items: pl.DataFrame, backend: Backend) -> pl.DataFrame:
+        current = items["response"].to_list()
+        rounds: list[pl.DataFrame] = []
+        for round_ in range(1, self.cfg.rounds + 1):
+            frame = self._round(items, backend, current, round_)
+            rounds.append(frame)
+            current = frame["revision"].to_list()
+        return pl.concat(rounds).with_columns(*self.ctx.provenance(self.config_hash))
+
+    def _round(self, items: pl.DataFrame, backend: Backend, current: list[str], round_: int) -> pl.DataFrame:
+        """One critique -> revision round over every item, each request batch submitted at once."""
+        cfg, seed = self.cfg, self.ctx.seed
+        chosen = [sample_principle(self.principles, k, round_, seed) for k in items[KEY]]
+        seeds = [derived_seed(seed, k, round_, "critique") for k in items[KEY]]
         base = [
-            (*messages_for(prompt, None), {"role": "assistant", "content": text}, {"role": "user", "content": p.critique})
+            (*messages_for(prompt), {"role": "assistant", "content": text}, {"role": "user", "content": p.critique})
             for prompt, text, p in zip(items["prompt"], current, chosen)
         ]
         critiques = backend.generate([GenerationRequest(m, cfg.sampling, s) for m, s in zip(base, seeds)])
@@ -65,18 +72,19 @@ def run(items: pl.DataFrame, backend: Backend, cfg: CritiqueConfig, ctx: StageCo
             for m, c, p in zip(base, critiques, chosen)
         ]
         revisions = backend.generate([GenerationRequest(m, cfg.sampling, s + 1) for m, s in zip(revise, seeds)])
-        rounds.append(
-            items.select(KEY, "prompt_id", "prompt", "response_id").with_columns(
-                pl.Series(ID, [stable_hash(k, round_) for k in items[KEY]]),
-                pl.lit(round_).alias("round"),
-                pl.Series("principle_id", [p.id for p in chosen]),
-                pl.Series("critiqued_text", current),
-                pl.Series("critique", [c.text for c in critiques], dtype=pl.String),
-                pl.Series("revision", [r.text for r in revisions], dtype=pl.String),
-                pl.Series("critique_finish_reason", [c.finish_reason for c in critiques]),
-                pl.Series("revision_finish_reason", [r.finish_reason for r in revisions]),
-                pl.Series("completion_tokens", [c.completion_tokens + r.completion_tokens for c, r in zip(critiques, revisions)]),
-            )
+        return items.select(KEY, "prompt_id", "prompt", "response_id").with_columns(
+            pl.Series(self.id_column, [stable_hash(k, round_) for k in items[KEY]]),
+            pl.lit(round_).alias("round"),
+            pl.Series("principle_id", [p.id for p in chosen]),
+            pl.Series("critiqued_text", current),
+            pl.Series("critique", [c.text for c in critiques], dtype=pl.String),
+            pl.Series("revision", [r.text for r in revisions], dtype=pl.String),
+            pl.Series("critique_finish_reason", [c.finish_reason for c in critiques]),
+            pl.Series("revision_finish_reason", [r.finish_reason for r in revisions]),
+            pl.Series("completion_tokens", [c.completion_tokens + r.completion_tokens for c, r in zip(critiques, revisions)]),
+            pl.Series("error", [c.error or r.error for c, r in zip(critiques, revisions)], dtype=pl.String),
         )
-        current = [r.text for r in revisions]
-    return pl.concat(rounds).with_columns(*ctx.provenance(config_hash(cfg, ctx)))
+
+
+def from_recipe(recipe: Recipe, ctx: StageContext) -> Critique:
+    return Critique(recipe.critique, ctx)

@@ -7,16 +7,34 @@ from __future__ import annotations
 
 import polars as pl
 
+from engine.config import Recipe
 from engine.keys import stable_hash
 from engine.stages import StageContext
 from engine.store import KEY
 
-TABLE = "pairs"
-ID = "pair_id"
 KIND = "original-vs-revision"
 
 
-def plan(responses: pl.DataFrame, revisions: pl.DataFrame, ctx: StageContext) -> pl.DataFrame:
+class Pairs:
+    table, id_column, backend_role = "pairs", "pair_id", None
+    chunk_size = 10_000  # no model calls: large shards
+
+    def __init__(self, ctx: StageContext):
+        self.ctx = ctx
+        self.config_hash = stable_hash("pairs", KIND, ctx.constitution.sha256)
+
+    def plan(self, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        return plan(tables["responses"], tables["revisions"])
+
+    def run(self, items: pl.DataFrame, backend: None = None) -> pl.DataFrame:
+        return run(items).with_columns(*self.ctx.provenance(self.config_hash))
+
+
+def from_recipe(recipe: Recipe, ctx: StageContext) -> Pairs:
+    return Pairs(ctx)
+
+
+def plan(responses: pl.DataFrame, revisions: pl.DataFrame) -> pl.DataFrame:
     final = (
         revisions.sort("round")
         .group_by("response_id", maintain_order=True)
@@ -35,10 +53,10 @@ def plan(responses: pl.DataFrame, revisions: pl.DataFrame, ctx: StageContext) ->
     return items.with_columns(pl.Series(KEY, keys))
 
 
-def run(items: pl.DataFrame, ctx: StageContext) -> pl.DataFrame:
+def run(items: pl.DataFrame) -> pl.DataFrame:
     return items.select(
         KEY,
-        pl.col(KEY).alias(ID),
+        pl.col(KEY).alias(Pairs.id_column),
         "prompt_id",
         "prompt",
         pl.lit(KIND).alias("pair_kind"),
@@ -50,4 +68,4 @@ def run(items: pl.DataFrame, ctx: StageContext) -> pl.DataFrame:
         pl.col("revision_finish_reason").alias("response_b_finish_reason"),
         "principle_ids",
         "rounds",
-    ).with_columns(*ctx.provenance(stable_hash("pairs", KIND, ctx.constitution.sha256)))
+    )

@@ -1,0 +1,127 @@
+"""Judge methods: how a pair of responses becomes votes, and votes become one label per pair.
+
+A method is a small class registered under the name a recipe gives as `judge.mode`. The judge stage,
+`charter judge-eval` and policy evaluation all call `judge_pairs`, which looks the method up; none of
+them branches on a mode. A new method is one module plus one `register_judge` line below.
+
+Every method returns the pairs in their own orientation: `p_a` = P(response_a is better), then
+`orient` names the preferred side `chosen`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from typing import Any, Protocol, Sequence
+
+import polars as pl
+
+from engine.backends import Backend
+from engine.constitution import Constitution, Principle
+from engine.conversation import CONVERSATION
+from engine.errors import CharterError
+from engine.keys import derived_seed
+
+ITEM_SCHEMA = {"pair_id": pl.String, "prompt": pl.String, "conversation": CONVERSATION,
+               "response_a": pl.String, "response_b": pl.String}
+
+
+class JudgeMethod(Protocol):
+    """Turns pairs into a long table of votes, and the votes into the per-pair aggregate."""
+
+    name: str
+
+    def label(self, cfg: Any) -> str:
+        """The `judge_mode` stored on every judged row."""
+        ...
+
+    def votes(self, items: pl.DataFrame, backend: Backend, cfg: Any, constitution: Constitution, seed: int) -> pl.DataFrame:
+        """One row per scored unit (e.g. pair x principle x order), with `pair_id` and `error`."""
+        ...
+
+    def aggregate(self, votes: pl.DataFrame) -> pl.DataFrame:
+        """Per pair_id: p_a, swap_consistent, swap_consistency, principle_agreement, n_principles_scored."""
+        ...
+
+
+_REGISTRY: dict[str, str | JudgeMethod] = {}
+
+
+def register_judge(name: str, target: str | JudgeMethod) -> None:
+    """Make `judge.mode: NAME` usable; `target` is a method object or "module:attribute" imported on first use."""
+    _REGISTRY[name] = target
+
+
+def judge_modes() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def judge_method(name: str) -> JudgeMethod:
+    target = _REGISTRY.get(name)
+    if target is None:
+        raise CharterError(f"unknown judge mode {name!r}; choose one of: {', '.join(_REGISTRY)}")
+    if isinstance(target, str):
+        module, _, attribute = target.partition(":")
+        target = getattr(importlib.import_module(module), attribute)
+        _REGISTRY[name] = target
+    return target
+
+
+def judge_items(pair_id: Sequence[str], prompt: Sequence[str], response_a: Sequence[str], response_b: Sequence[str],
+                conversation: Sequence[Any] | None = None) -> pl.DataFrame:
+    """The judge's input frame, built one way for every caller; `conversation` None: the prompt as one user turn."""
+    turns = conversation if conversation is not None else [[{"role": "user", "content": p}] for p in prompt]
+    return pl.DataFrame({"pair_id": list(pair_id), "prompt": list(prompt), "conversation": list(turns),
+                         "response_a": list(response_a), "response_b": list(response_b)}, schema=ITEM_SCHEMA)
+
+
+def sample_principles(constitution: Constitution, k: int, pair_id: str, seed: int) -> list[Principle]:
+    """k principles per pair, seeded by the pair (the same ones whichever method or batch asks); 0 = all."""
+    principles = list(constitution.principles)
+    if k <= 0 or k >= len(principles):
+        return principles
+    return random.Random(derived_seed(seed, pair_id, "judge")).sample(principles, k)
+
+
+def judge_pairs(items: pl.DataFrame, backend: Backend, cfg: Any, constitution: Constitution, seed: int) -> pl.DataFrame:
+    """Votes, aggregate and orientation for a frame with pair_id, prompt, response_a, response_b (+ conversation)."""
+    from engine.judges.prompt import injection_suspect
+
+    method = judge_method(cfg.mode)
+    votes = method.votes(items, backend, cfg, constitution, seed)
+    suspects = [injection_suspect(a, b) for a, b in zip(items["response_a"], items["response_b"])]
+    flagged = items.with_columns(pl.Series("judge_injection_suspect", suspects, dtype=pl.Boolean))
+    return orient(flagged, method.aggregate(votes), votes)
+
+
+def orient(items: pl.DataFrame, aggregate: pl.DataFrame, votes: pl.DataFrame) -> pl.DataFrame:
+    """Join the aggregate (and each pair's votes, nested) onto the pairs and name the preferred side `chosen`."""
+    vote_fields = [c for c in votes.columns if c != "pair_id"]
+    nested = votes.group_by("pair_id", maintain_order=True).agg(
+        pl.struct(*vote_fields).alias("votes"),
+        pl.col("error").drop_nulls().first().alias("first_error"),
+    )
+    a_wins = pl.col("p_a") >= 0.5
+    return (
+        items.join(aggregate, on="pair_id", how="left")
+        .join(nested, on="pair_id", how="left")
+        .with_columns(
+            pl.when(pl.col("p_a").is_null()).then(None).when(a_wins).then(pl.lit("a")).otherwise(pl.lit("b")).alias("chosen_side"),
+            pl.when(a_wins).then("response_a").otherwise("response_b").alias("chosen"),
+            pl.when(a_wins).then("response_b").otherwise("response_a").alias("rejected"),
+            pl.max_horizontal(pl.col("p_a"), 1 - pl.col("p_a")).alias("p_chosen"),
+            (pl.col("p_a") - 0.5).abs().alias("margin"),
+            pl.when(pl.col("p_a").is_null())
+            .then(pl.coalesce(pl.col("first_error"), pl.lit("no principle scored in both orders")))
+            .alias("judge_error"),
+        )
+        .with_columns(
+            pl.when(pl.col("chosen_side").is_null()).then(None).otherwise(pl.col("chosen")).alias("chosen"),
+            pl.when(pl.col("chosen_side").is_null()).then(None).otherwise(pl.col("rejected")).alias("rejected"),
+        )
+        .drop("first_error")
+    )
+
+
+register_judge("pairwise", "engine.judges.pairwise:PAIRWISE")
+register_judge("pointwise", "engine.judges.pointwise:POINTWISE")
