@@ -186,7 +186,7 @@ def _judge_eval_table(report: dict):
     table = Table(title=f"judge-eval: {report['pairs']} pairs from {report['source']} ({report['rows_skipped']} rows skipped)")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key in ("accuracy", "accuracy_with_ties", "length_baseline", "shorter_baseline", "chance",
+    for key in ("accuracy", "accuracy_ci95", "accuracy_with_ties", "length_baseline", "shorter_baseline", "chance",
                 "swap_consistency_pairs", "swap_consistency_principles", "position_bias_first_slot",
                 "principle_agreement", "mean_margin", "pairs_unscored", "pairs_per_second"):
         table.add_row(key, format_number(report.get(key)))

@@ -53,6 +53,12 @@ class JudgeConfig:
     cot_clamp: tuple[float, float] = (0.4, 0.6)  # CoT soft labels are overconfident (CAI paper)
     cot_sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, max_tokens=128))
 
+    def backend_kind(self, recipe_backend: str) -> str:
+        """The judge's backend: its own, else the one its method needs (reward model), else the recipe's."""
+        from engine.judges import judge_method
+
+        return self.backend or getattr(judge_method(self.mode), "backend_kind", None) or recipe_backend
+
     def hash_fields(self) -> dict[str, Any]:
         """What identifies the labels. Engine settings are left out; so are fields added after 0.1 while
         they hold their defaults, so runs made before them resume instead of judging again."""
@@ -169,10 +175,12 @@ def judge_config(raw: dict[str, Any], source: str = "judge", recipe_backend: str
     """The `judge:` section; its backend options are the recipe's when it uses the recipe's backend kind."""
     from engine.judges import judge_method
 
-    judge_method(raw.get("mode", JudgeConfig.mode))  # CharterError naming the registered modes
-    kind = _backend_kind(raw.get("backend") or recipe_backend, f"{source}: judge.backend")
-    options = raw.get("backend_options", recipe_backend_options if kind == recipe_backend else None)
+    method = judge_method(raw.get("mode", JudgeConfig.mode))  # CharterError naming the registered modes
+    if getattr(method, "needs_model", False) and not raw.get("model"):
+        raise CharterError(f"invalid recipe:\n{source}: judge.model: missing; judge.mode {method.name} needs a model folder")
     cfg = _section_config(JudgeConfig, {k: v for k, v in raw.items() if k != "backend_options"}, cot_clamp=tuple)
+    kind = _backend_kind(cfg.backend_kind(recipe_backend), f"{source}: judge.backend")
+    options = raw.get("backend_options", recipe_backend_options if kind == recipe_backend else None)
     return replace(cfg, backend_options=backend_options(kind, options, f"{source}: judge.backend_options"))
 
 

@@ -86,8 +86,8 @@ def drop_swap_inconsistent(cfg: FilterConfig) -> RowFilter:
 
 
 def drop_principle_disagreement(cfg: FilterConfig) -> RowFilter:
-    agreement = pl.col("principle_agreement")
-    return _one("principle_disagreement", agreement.fill_null(0.0) < cfg.min_principle_agreement,
+    agreement = pl.col("principle_agreement")  # null: a judge without principles (reward model) has nothing to agree
+    return _one("principle_disagreement", agreement.fill_null(1.0) < cfg.min_principle_agreement,
                 pl.format("principle_agreement {} < {}", agreement.round(3), pl.lit(cfg.min_principle_agreement)))
 
 
@@ -203,6 +203,11 @@ def filter_report(
         "input": judged.height,
         "kept": kept.height,
         "dropped": {reason: counts.get(reason, 0) for reason in REASONS},
+        # checks a judge method cannot have failed: no orders (pointwise, reward model), no principles
+        "not_applicable": {
+            "swap_inconsistent": int(judged.select(pl.col("chosen").is_not_null() & pl.col("swap_consistent").is_null()).sum().item()),
+            "principle_disagreement": int(judged.select(pl.col("chosen").is_not_null() & pl.col("principle_agreement").is_null()).sum().item()),
+        },
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
         "distributions": {"input": _distributions(judged), "kept": _distributions(kept)},
         "chosen_longer_share": {"input": _chosen_longer(judged), "kept": _chosen_longer(kept)},

@@ -8,6 +8,7 @@ configured exactly as a recipe's `judge:` section is (engine.config.judge_config
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +54,17 @@ def judge_settings(recipe: Path | None, flags: dict[str, Any], backend_options: 
     cfg = judge_config(section, str(recipe or "judge-eval"), recipe_backend, raw.get("backend_options"))
     model = flags.get("model") or section.get("model") or raw.get("model") or DEFAULT_MODEL
     return JudgeEvalSettings(
-        judge=cfg, backend=cfg.backend or recipe_backend, model_path=resolve_model(model),
+        judge=cfg, backend=cfg.backend_kind(recipe_backend), model_path=resolve_model(model),
         constitution=flags.get("constitution") or raw.get("constitution", DEFAULT_CONSTITUTION),
         seed=flags["seed"] if flags.get("seed") is not None else raw.get("seed", 0),
     )
+
+
+def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a share measured on n pairs (better than the normal one near 0 or 1)."""
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(centre - half, 4), round(centre + half, 4))
 
 
 def length_baseline(pairs: pl.DataFrame) -> float:
@@ -73,8 +81,8 @@ def shorter_baseline(pairs: pl.DataFrame) -> float:
 def metrics(judged: pl.DataFrame, votes: pl.DataFrame) -> dict[str, float | int]:
     scored = judged.filter(pl.col("p_a").is_not_null())
     human_wins = (pl.col("p_a") > 0.5).cast(pl.Float64)
-    ties_for_flips = pl.when(pl.col("swap_consistent")).then(human_wins).otherwise(0.5)
-    scored_votes = votes.filter(pl.col("p_first").is_not_null())
+    # a flip between orders counts as a tie; methods without orders (swap_consistent null) have none
+    ties_for_flips = pl.when(pl.col("swap_consistent").fill_null(True)).then(human_wins).otherwise(0.5)
     out = scored.select(
         human_wins.mean().alias("accuracy"),
         ties_for_flips.mean().alias("accuracy_with_ties"),
@@ -83,7 +91,9 @@ def metrics(judged: pl.DataFrame, votes: pl.DataFrame) -> dict[str, float | int]
         pl.col("principle_agreement").mean().alias("principle_agreement"),
         pl.col("margin").mean().alias("mean_margin"),
     ).row(0, named=True)
-    out["position_bias_first_slot"] = float((scored_votes["p_first"] > 0.5).mean()) if scored_votes.height else None
+    first = votes["p_first"].drop_nulls() if "p_first" in votes.columns else pl.Series([], dtype=pl.Float64)
+    out["position_bias_first_slot"] = float((first > 0.5).mean()) if first.len() else None  # pairwise only
+    out["accuracy_ci95"] = wilson_interval(out["accuracy"], scored.height) if scored.height else None
     out["pairs_scored"] = scored.height
     out["pairs_unscored"] = judged.height - scored.height
     out["votes"] = votes.height

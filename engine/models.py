@@ -58,7 +58,7 @@ def pull_default_model(force: bool = False) -> Path:
 def _tiny_model() -> Path:
     from engine.tiny_model import build_tiny_model
 
-    return _build_once(cache_dir() / "models" / TINY_MODEL, build_tiny_model)
+    return _build_once(cache_dir() / "models" / f"{TINY_MODEL}-v2", build_tiny_model)  # v2: Yes/No are single tokens
 
 
 def _build_once(target: Path, build: Callable[[Path], None], force: bool = False) -> Path:

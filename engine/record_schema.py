@@ -36,7 +36,7 @@ def record_columns() -> dict[str, pl.Expr]:
         "swap_consistent": pl.col("swap_consistent"),
         "principle_agreement": pl.col("principle_agreement"),
         # the principles with a scored vote; field-then-filter is 3x faster than filtering structs first
-        "principle_ids": pl.col("votes").list.eval(vote.field("principle_id").filter(vote.field("error").is_null()))
+        "principle_ids": pl.col("votes").list.eval(vote.field("principle_id").filter(vote.field("error").is_null()).drop_nulls())
         .list.unique(maintain_order=True),
         "constitution_version": pl.col("constitution_version"),
         "constitution_sha256": pl.col("constitution_sha256"),
@@ -104,8 +104,9 @@ def _schema_checks(expr: pl.Expr, spec: dict, root: dict, path: str) -> list[tup
     if unknown:
         raise CharterError(f"{RECORD_SCHEMA}: {path}: {sorted(unknown)} not supported by the Polars check (engine/filters.py)")
     types = spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
-    checks = [] if "null" in types else [(expr.is_not_null(), f"{path}: missing")]
-    if spec.get("type") in ("number", "integer"):
+    nullable = "null" in types
+    checks = [] if nullable else [(expr.is_not_null(), f"{path}: missing")]
+    if {"number", "integer"} & set(types):
         checks.append((~expr.cast(pl.Float64).is_nan(), f"{path}: NaN"))
     bounds = {
         "minLength": (lambda x: expr.str.len_chars() >= x, "shorter than {}"),
@@ -119,6 +120,8 @@ def _schema_checks(expr: pl.Expr, spec: dict, root: dict, path: str) -> list[tup
         "uniqueItems": (lambda x: (expr.list.n_unique() == expr.list.len()) | (not x), "items not unique"),
     }
     checks += [(make(spec[key]), f"{path}: {message.format(spec[key])}") for key, (make, message) in bounds.items() if key in spec]
+    if nullable:  # null passes every other constraint of a field that may be null
+        checks = [(ok | expr.is_null(), message) for ok, message in checks]
     if "items" in spec:
         inner = _schema_checks(pl.element(), spec["items"], root, f"{path}[]")
         checks += [(expr.list.eval(ok).list.all(), message) for ok, message in inner]

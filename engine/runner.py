@@ -147,7 +147,7 @@ def _backends(recipe: Recipe, model_path: Path, loaded: Backend | None) -> dict[
     cfg = recipe.judge
     if cfg is None:
         return {"policy": policy, "judge": policy}
-    kind = cfg.backend or recipe.backend
+    kind = cfg.backend_kind(recipe.backend)
     path = resolve_model(cfg.model) if cfg.model else model_path
     same = (kind, path, cfg.backend_options) == (recipe.backend, model_path, recipe.backend_options)
     return {"policy": policy, "judge": policy if same else LazyBackend(kind, path, cfg.backend_options, recipe.seed)}

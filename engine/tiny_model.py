@@ -20,7 +20,9 @@ def _training_text() -> list[str]:
     lines = []
     for path in sorted(PROMPTS_DIR.glob("*.jsonl")):
         lines += [json.loads(line)["prompt"] for line in path.read_text().splitlines() if line.strip()]
-    return lines * 4
+    # the judges' option labels become single tokens (" A"/" B" are single bytes; " Yes"/" No" need merges)
+    labels = [f"Answer: {label}" for label in ("Yes", "No")] * 64
+    return lines * 4 + labels
 
 
 def build_tiny_model(folder: Path, seed: int = 0) -> Path:

@@ -7,11 +7,12 @@ backends and vLLM, plus `charter_train.json`: what was trained, on what, with wh
 from __future__ import annotations
 
 import json
-import engine
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import engine
+from engine.backends.reward_model_backend import load_reward_model, load_tokenizer  # noqa: F401  (training's loaders too)
 from engine.errors import CharterError
 from training.config import LoraSettings
 
@@ -26,28 +27,6 @@ def model_folder(name_or_path: str, field: str) -> Path:
         return resolve_model(name_or_path)
     except CharterError as exc:
         raise CharterError(f"{field}: {exc}") from None
-
-
-def load_tokenizer(path: Path, padding_side: str = "right"):
-    """The model's tokenizer with a pad token (EOS when it has none) and a chat template (the data are chats)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not getattr(tokenizer, "chat_template", None):
-        raise CharterError(f"{path}: the tokenizer has no chat_template; training on chat pairs needs a chat model")
-    tokenizer.padding_side = padding_side
-    return tokenizer
-
-
-def load_reward_model(path: Path, tokenizer):
-    """AutoModelForSequenceClassification with one output (the reward), padding known to the model."""
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    return model
 
 
 def lora_config(settings: LoraSettings | None, task_type: str = "CAUSAL_LM"):

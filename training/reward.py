@@ -60,32 +60,17 @@ def with_margin(split, cfg: RewardSettings):
 
 
 class RewardScorer:
-    """A reward model scoring replies to conversations in batches, tokenized as RewardTrainer tokenizes."""
+    """A reward model folder scoring replies to conversations (engine's reward-model backend, batched)."""
 
     def __init__(self, model_dir: str | Path, batch_size: int = 16, max_length: int = 1024, device: str | None = None):
-        import torch
+        from engine.backends import load_backend
 
         path = model_folder(str(model_dir), "reward model")
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = load_tokenizer(path)
-        self.model = load_reward_model(path, self.tokenizer).to(self.device).eval()
-        self.batch_size, self.max_length = batch_size, max_length
+        self.backend = load_backend("reward_model", str(path), {"batch_size": batch_size, "max_length": max_length, "device": device})
 
     def score(self, conversations: Sequence[Sequence[dict]], replies: Sequence[str]) -> np.ndarray:
         """One scalar per (conversation, assistant reply); over-long inputs keep their last max_length tokens."""
-        import torch
-
-        ids = [
-            self.tokenizer.apply_chat_template([*conv, {"role": "assistant", "content": reply}], tokenize=True,
-                                               return_dict=True)["input_ids"][-self.max_length:]
-            for conv, reply in zip(conversations, replies)
-        ]
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(ids), self.batch_size):
-                batch = self.tokenizer.pad({"input_ids": ids[start:start + self.batch_size]}, return_tensors="pt").to(self.device)
-                out.append(self.model(**batch).logits[:, 0].float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+        return np.asarray(self.backend.score_replies(conversations, replies), dtype=np.float64)
 
 
 def _conversations(pairs: pl.DataFrame) -> list[list[dict]]:

@@ -170,3 +170,4 @@ def _type_name(hint: Any) -> str:
 register_backend("vllm", "engine.backends.vllm_backend:VLLMBackend")
 register_backend("transformers", "engine.backends.transformers_backend:TransformersBackend")
 register_backend("openai", "engine.backends.openai_backend:OpenAIBackend")
+register_backend("reward_model", "engine.backends.reward_model_backend:RewardModelBackend")

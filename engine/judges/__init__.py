@@ -125,3 +125,4 @@ def orient(items: pl.DataFrame, aggregate: pl.DataFrame, votes: pl.DataFrame) ->
 
 register_judge("pairwise", "engine.judges.pairwise:PAIRWISE")
 register_judge("pointwise", "engine.judges.pointwise:POINTWISE")
+register_judge("reward_model", "engine.judges.reward_model:REWARD_MODEL")

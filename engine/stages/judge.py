@@ -44,5 +44,5 @@ class Judge:
 def from_recipe(recipe: Recipe, ctx: StageContext) -> Judge | None:
     if recipe.judge is None:
         return None
-    kind = recipe.judge.backend or recipe.backend
+    kind = recipe.judge.backend_kind(recipe.backend)
     return Judge(recipe.judge, recipe.judge.model or recipe.model, kind, ctx)
