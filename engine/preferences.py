@@ -14,6 +14,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import polars as pl
 
@@ -77,24 +78,27 @@ def _row_to_pair(row: dict) -> tuple[list[dict[str, str]], str, str]:
     return conversation, last_text(row["chosen"]).strip(), last_text(row["rejected"]).strip()
 
 
-def load_preferences(path: str | Path, limit: int | None = None, seed: int = 0) -> PreferenceFile:
-    """Read, convert and (with `limit`) take a seeded sample; rows that cannot be used are listed."""
+def load_preferences(path: str | Path, limit: int | None = None, seed: int = 0, rows: Sequence[int] | None = None) -> PreferenceFile:
+    """Read, convert and (with `limit`) take a seeded sample, or exactly the 0-based `rows` given (for
+    disjoint dev/test/train splits); rows that cannot be used are listed."""
     path = Path(path)
     if not path.is_file():
         raise CharterError(f"{path}: preference file not found")
-    rows = _read_rows(path)
-    if not rows:
+    records_in = _read_rows(path)
+    if not records_in:
         raise CharterError(f"{path}: no rows")
-    missing = {"chosen", "rejected"} - set(rows[0])
+    missing = {"chosen", "rejected"} - set(records_in[0])
     if missing:
         raise CharterError(f"{path}: row 1: missing column(s) {', '.join(sorted(missing))}")
-    indices = list(range(len(rows)))
-    if limit is not None and limit < len(rows):
+    indices = list(range(len(records_in)))
+    if rows is not None:
+        indices = sorted(i for i in rows if 0 <= i < len(records_in))
+    elif limit is not None and limit < len(records_in):
         indices = sorted(random.Random(seed).sample(indices, limit))
     records, skipped = [], []
     for i in indices:
         try:
-            conversation, chosen, rejected = _row_to_pair(rows[i])
+            conversation, chosen, rejected = _row_to_pair(records_in[i])
         except (ValueError, KeyError, TypeError) as exc:
             skipped.append(f"row {i + 1}: {exc}")
             continue
@@ -109,4 +113,4 @@ def load_preferences(path: str | Path, limit: int | None = None, seed: int = 0) 
             }
         )
     schema = {"pair_id": pl.String, "row": pl.Int64, "prompt": pl.String, "conversation": CONVERSATION, "response_a": pl.String, "response_b": pl.String}
-    return PreferenceFile(pl.DataFrame(records, schema=schema), rows_read=len(rows), skipped=skipped)
+    return PreferenceFile(pl.DataFrame(records, schema=schema), rows_read=len(records_in), skipped=skipped)

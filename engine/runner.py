@@ -128,7 +128,11 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
             role = backends.get(stage.backend_role) if stage.backend_role else None
             size = getattr(stage, "chunk_size", recipe.chunk_size)
             tables[stage.table], result.stages[stage.table] = run_stage_chunks(store, stage, items, role, size, progress)
-    _report_errors(result, console)
+            if result.stages[stage.table].errors:
+                break  # the stages after it would see an incomplete table; the next run finishes it first
+    if _report_errors(result, console):
+        store.write_manifest(manifest | {"stages": {name: vars(stats) for name, stats in result.stages.items()}})
+        return result
     if recipe.filter is not None or recipe.export is not None:  # cheap: recomputed on every run
         result.stages["kept"] = _filter(store, recipe.filter or FilterConfig())
         if result.stages["kept"].rows == 0:
@@ -153,11 +157,14 @@ def _backends(recipe: Recipe, model_path: Path, loaded: Backend | None) -> dict[
     return {"policy": policy, "judge": policy if same else LazyBackend(kind, path, cfg.backend_options, recipe.seed)}
 
 
-def _report_errors(result: RunResult, console: Console) -> None:
+def _report_errors(result: RunResult, console: Console) -> bool:
+    """Say which stage had rows fail (they were not stored); True when the run must stop there."""
     failed = {name: s.errors for name, s in result.stages.items() if s.errors}
     if failed:
         listing = ", ".join(f"{name}: {n}" for name, n in failed.items())
-        console.print(f"[yellow]rows that failed and were not stored ({listing}); run the recipe again to redo them[/yellow]")
+        console.print(f"[yellow]rows failed and were not stored ({listing}); the run stopped after that stage. "
+                      "Run the recipe again to redo them and go on.[/yellow]")
+    return bool(failed)
 
 
 def _filter(store: RunStore, cfg: FilterConfig) -> StageStats:

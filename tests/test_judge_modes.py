@@ -157,3 +157,19 @@ def test_reward_model_mode_without_a_model_is_refused(tmp_path, tiny_model):
 
     with pytest.raises(CharterError, match="judge.model: missing"):
         load_recipe(write_recipe(tmp_path, tiny_model, judge={"mode": "reward_model"}))
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "e2e-tiny.yaml", "e2e-smollm2.yaml", "iterate.yaml"])
+def test_shipped_run_recipes_are_valid(name):
+    recipe = load_recipe(REPO / "data" / "recipes" / name)
+    assert recipe.judge is not None
+
+
+def test_the_iterate_recipe_resumes_the_demo_and_relabels_with_a_reward_model():
+    demo, again = load_recipe(REPO / "data" / "recipes" / "demo.yaml"), load_recipe(REPO / "data" / "recipes" / "iterate.yaml")
+    same = ("output_dir", "model", "backend", "backend_options", "seed", "prompts", "respond", "critique", "constitution")
+    assert all(getattr(demo, f) == getattr(again, f) for f in same)
+    assert again.judge.mode == "reward_model" and again.judge.backend_kind(again.backend) == "reward_model"
+    from training.config import load_train_config
+
+    assert load_train_config(REPO / "data" / "recipes" / "iterate-reward.yaml").reward.output_dir == again.judge.model

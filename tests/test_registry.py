@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import REPO, write_recipe
-from engine.backends import Completion, OptionScores, backend_kinds, load_backend, register_backend
+from engine.backends import UNAVAILABLE, Completion, OptionScores, backend_kinds, load_backend, register_backend
 from engine.errors import CharterError
 from training.cli import app
 
@@ -91,3 +91,46 @@ def test_unknown_judge_mode_is_named(tmp_path, tiny_model):
     recipe = write_recipe(tmp_path, tiny_model, judge={"mode": "telepathy"})
     result = runner.invoke(app, ["run", str(recipe)])
     assert result.exit_code == 1 and "unknown judge mode 'telepathy'" in result.output and "pairwise" in result.output
+
+
+class FlakyBackend(ScriptedBackend):
+    """Bookkeeping-only fake backend: while `down`, every request fails as a served backend's would."""
+
+    name = "flaky"
+    down = True
+
+    def generate(self, requests):
+        if FlakyBackend.down:
+            return [Completion("", "error", 0, 0, error=UNAVAILABLE + "connection refused") for _ in requests]
+        return super().generate(requests)
+
+    def score_options(self, requests):
+        if FlakyBackend.down:
+            return [OptionScores(None, UNAVAILABLE + "HTTP 503 after 4 retries") for _ in requests]
+        return super().score_options(requests)
+
+
+register_backend("flaky", FlakyBackend)
+
+
+def test_rows_that_failed_for_want_of_a_server_are_redone_by_the_next_run(tmp_path, tiny_model):
+    from engine.config import load_recipe
+    from engine.runner import run_recipe
+
+    recipe = load_recipe(write_recipe(tmp_path, tiny_model, backend="flaky", backend_options={}, judge={"principles": 1}))
+    FlakyBackend.down = True
+    first = run_recipe(recipe)
+    assert first.stages["responses"].errors == 6 and first.stages["responses"].rows == 0
+    FlakyBackend.down = False
+    second = run_recipe(recipe)
+    assert second.stages["responses"].rows == 6 and second.stages["responses"].errors == 0
+    FlakyBackend.down = True  # the judge's server goes down: its pairs stay to do
+    store_dir = tmp_path / "run"
+    for shard in (store_dir / "shards" / "judged").glob("*.parquet"):
+        shard.unlink()
+    third = run_recipe(recipe)
+    assert third.stages["judged"].errors == 6 and third.stages["judged"].rows == 0
+    FlakyBackend.down = False
+    fourth = run_recipe(recipe)
+    assert fourth.stages["judged"].rows == 6 and fourth.stages["judged"].items_done_before == 0
+    assert "error" not in pl.read_parquet(store_dir / "judged.parquet").columns

@@ -159,3 +159,7 @@ def _reward_table(report: dict[str, Any]):
 
 def _num(value: Any) -> str:
     return format_number(value) if value is None or isinstance(value, float) else json.dumps(value)
+
+
+if __name__ == "__main__":
+    app()

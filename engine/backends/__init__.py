@@ -54,6 +54,11 @@ class ScoreRequest:
     options: tuple[str, ...]
 
 
+# A per-row error starting with this says the model could not be reached (a server down, retries spent):
+# a later run may succeed, so stages leave such rows undone instead of storing the error.
+UNAVAILABLE = "unavailable: "
+
+
 @dataclass(frozen=True)
 class OptionScores:
     """Log-probabilities of each option's token (full-vocabulary log-softmax), or why there are none."""

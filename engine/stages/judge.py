@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from engine.backends import Backend
+from engine.backends import UNAVAILABLE, Backend
 from engine.config import JudgeConfig, Recipe
 from engine.judges import judge_method, judge_pairs
 from engine.keys import stable_hash
@@ -31,7 +31,10 @@ class Judge:
 
     def run(self, items: pl.DataFrame, backend: Backend) -> pl.DataFrame:
         judged = judge_pairs(items, backend, self.cfg, self.ctx.constitution, self.ctx.seed)
+        vote_errors = pl.col("votes").list.eval(pl.element().struct.field("error").filter(
+            pl.element().struct.field("error").str.starts_with(UNAVAILABLE)))
         return judged.with_columns(
+            vote_errors.list.first().alias("error"),  # set: not stored, judged again on the next run
             pl.lit(backend.model_id).alias("judge_model"),
             pl.lit(backend.name).alias("judge_backend"),
             pl.lit(self.method.label(self.cfg)).alias("judge_mode"),
