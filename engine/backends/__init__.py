@@ -8,7 +8,6 @@ way anything builds a backend: a new backend is one module plus one `register_ba
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import types
 import typing
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 from engine.conversation import Message
 from engine.errors import CharterError
+from engine.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -90,27 +90,20 @@ class Backend(Protocol):
         ...
 
 
-_REGISTRY: dict[str, str | type] = {}
+BACKENDS = Registry("backend")
 
 
 def register_backend(kind: str, target: str | type) -> None:
     """Make `kind` loadable: `target` is a class, or "module:Class" imported on first use (heavy imports wait)."""
-    _REGISTRY[kind] = target
+    BACKENDS.register(kind, target)
 
 
 def backend_kinds() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return BACKENDS.names()
 
 
 def backend_class(kind: str) -> type:
-    target = _REGISTRY.get(kind)
-    if target is None:
-        raise CharterError(f"unknown backend {kind!r}; choose one of: {', '.join(_REGISTRY)}")
-    if isinstance(target, str):
-        module, _, name = target.partition(":")
-        target = getattr(importlib.import_module(module), name)
-        _REGISTRY[kind] = target
-    return target
+    return BACKENDS.get(kind)
 
 
 def backend_options(kind: str, raw: Mapping[str, Any] | None, where: str = "backend_options") -> Any:

@@ -10,7 +10,6 @@ Every method returns the pairs in their own orientation: `p_a` = P(response_a is
 
 from __future__ import annotations
 
-import importlib
 import random
 from typing import Any, Protocol, Sequence
 
@@ -19,8 +18,8 @@ import polars as pl
 from engine.backends import Backend
 from engine.constitution import Constitution, Principle
 from engine.conversation import CONVERSATION
-from engine.errors import CharterError
 from engine.keys import derived_seed
+from engine.registry import Registry
 
 ITEM_SCHEMA = {"pair_id": pl.String, "prompt": pl.String, "conversation": CONVERSATION,
                "response_a": pl.String, "response_b": pl.String}
@@ -44,27 +43,20 @@ class JudgeMethod(Protocol):
         ...
 
 
-_REGISTRY: dict[str, str | JudgeMethod] = {}
+JUDGES = Registry("judge mode")
 
 
 def register_judge(name: str, target: str | JudgeMethod) -> None:
     """Make `judge.mode: NAME` usable; `target` is a method object or "module:attribute" imported on first use."""
-    _REGISTRY[name] = target
+    JUDGES.register(name, target)
 
 
 def judge_modes() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return JUDGES.names()
 
 
 def judge_method(name: str) -> JudgeMethod:
-    target = _REGISTRY.get(name)
-    if target is None:
-        raise CharterError(f"unknown judge mode {name!r}; choose one of: {', '.join(_REGISTRY)}")
-    if isinstance(target, str):
-        module, _, attribute = target.partition(":")
-        target = getattr(importlib.import_module(module), attribute)
-        _REGISTRY[name] = target
-    return target
+    return JUDGES.get(name)
 
 
 def judge_items(pair_id: Sequence[str], prompt: Sequence[str], response_a: Sequence[str], response_b: Sequence[str],
@@ -81,6 +73,28 @@ def sample_principles(constitution: Constitution, k: int, pair_id: str, seed: in
     if k <= 0 or k >= len(principles):
         return principles
     return random.Random(derived_seed(seed, pair_id, "judge")).sample(principles, k)
+
+
+def pair_aggregate(per_principle: pl.LazyFrame) -> pl.DataFrame:
+    """From p_a per (pair_id, principle_id) to each pair's: the mean p_a, the share of principles on the same
+    side as it, and, when the method asked both orders (a `consistent` column), swap consistency; else null."""
+    side = lambda e: pl.when(e > 0.5).then(1).when(e < 0.5).then(-1).otherwise(0)  # noqa: E731
+    if "consistent" in per_principle.collect_schema().names():
+        swap = (pl.col("consistent").all(), pl.col("consistent").mean())
+    else:
+        swap = (pl.lit(None, dtype=pl.Boolean), pl.lit(None, dtype=pl.Float64))
+    return (
+        per_principle.with_columns(pl.col("p_a").mean().over("pair_id").alias("pair_p_a"))
+        .group_by("pair_id")
+        .agg(
+            pl.col("pair_p_a").first().alias("p_a"),
+            swap[0].alias("swap_consistent"),
+            swap[1].alias("swap_consistency"),
+            (side(pl.col("p_a")) == side(pl.col("pair_p_a"))).mean().alias("principle_agreement"),
+            pl.len().alias("n_principles_scored"),
+        )
+        .collect()
+    )
 
 
 def judge_pairs(items: pl.DataFrame, backend: Backend, cfg: Any, constitution: Constitution, seed: int) -> pl.DataFrame:

@@ -16,7 +16,7 @@ import polars as pl
 from engine.backends import Backend, GenerationRequest, ScoreRequest
 from engine.config import JudgeConfig
 from engine.constitution import Constitution
-from engine.judges import sample_principles
+from engine.judges import pair_aggregate, sample_principles
 from engine.judges.prompt import ANSWER_PREFIX, COT_ANSWER, judge_messages, judge_template, render_conversation
 from engine.keys import derived_seed
 
@@ -85,19 +85,7 @@ def aggregate(votes: pl.DataFrame) -> pl.DataFrame:
         )
         .filter(pl.col("n") == 2)  # a principle counts only when both of its orders were scored
     )
-    side = lambda e: pl.when(e > 0.5).then(1).when(e < 0.5).then(-1).otherwise(0)  # noqa: E731
-    return (
-        per_principle.with_columns(pl.col("p_a").mean().over("pair_id").alias("pair_p_a"))
-        .group_by("pair_id")
-        .agg(
-            pl.col("pair_p_a").first().alias("p_a"),
-            pl.col("consistent").all().alias("swap_consistent"),
-            pl.col("consistent").mean().alias("swap_consistency"),
-            (side(pl.col("p_a")) == side(pl.col("pair_p_a"))).mean().alias("principle_agreement"),
-            pl.len().alias("n_principles_scored"),
-        )
-        .collect()
-    )
+    return pair_aggregate(per_principle)
 
 
 class PairwiseJudge:

@@ -15,7 +15,7 @@ import polars as pl
 from engine.backends import Backend, ScoreRequest
 from engine.config import JudgeConfig
 from engine.constitution import Constitution
-from engine.judges import sample_principles
+from engine.judges import pair_aggregate, sample_principles
 from engine.judges.prompt import POINTWISE_LABELS, POINTWISE_PREFIX, option_tokens, pointwise_messages, render_conversation
 
 VOTE_SCHEMA = {"pair_id": pl.String, "principle_id": pl.String, "side": pl.String, "score": pl.Float64, "error": pl.String}
@@ -59,25 +59,7 @@ def aggregate(votes: pl.DataFrame) -> pl.DataFrame:
         .filter(pl.col("s_a").is_not_null() & pl.col("s_b").is_not_null())  # a principle counts when both sides scored
         .with_columns((1 / (1 + (pl.col("s_b") - pl.col("s_a")).exp())).alias("p_a"))
     )
-    return votes_to_pairs(per_principle)
-
-
-def votes_to_pairs(per_principle: pl.LazyFrame) -> pl.DataFrame:
-    """From per-(pair, principle) p_a to the pair's aggregate, for methods without orders."""
-    side = lambda e: pl.when(e > 0.5).then(1).when(e < 0.5).then(-1).otherwise(0)  # noqa: E731
-    return (
-        per_principle.with_columns(pl.col("p_a").mean().over("pair_id").alias("pair_p_a"))
-        .group_by("pair_id")
-        .agg(
-            pl.col("pair_p_a").first().alias("p_a"),
-            pl.lit(None, dtype=pl.Boolean).alias("swap_consistent"),
-            pl.lit(None, dtype=pl.Float64).alias("swap_consistency"),
-            (side(pl.col("p_a")) == side(pl.col("pair_p_a"))).mean().alias("principle_agreement"),
-            pl.len().cast(pl.UInt32).alias("n_principles_scored"),
-        )
-        .collect()
-    )
-
+    return pair_aggregate(per_principle)
 
 
 class PointwiseJudge:
