@@ -18,8 +18,9 @@ from typing import Sequence
 
 import polars as pl
 
-from engine.conversation import CONVERSATION, last_text
+from engine.conversation import last_text
 from engine.errors import CharterError
+from engine.judges import judge_items
 from engine.keys import stable_hash
 
 _TURN = re.compile(r"\n\n(Human|Assistant):")
@@ -95,22 +96,16 @@ def load_preferences(path: str | Path, limit: int | None = None, seed: int = 0, 
         indices = sorted(i for i in rows if 0 <= i < len(records_in))
     elif limit is not None and limit < len(records_in):
         indices = sorted(random.Random(seed).sample(indices, limit))
-    records, skipped = [], []
+    kept, pairs, skipped = [], [], []
     for i in indices:
         try:
-            conversation, chosen, rejected = _row_to_pair(records_in[i])
+            pairs.append(_row_to_pair(records_in[i]))
+            kept.append(i)
         except (ValueError, KeyError, TypeError) as exc:
             skipped.append(f"row {i + 1}: {exc}")
-            continue
-        records.append(
-            {
-                "pair_id": stable_hash("human-pair", path.name, i),
-                "row": i + 1,
-                "prompt": conversation[-1]["content"],
-                "conversation": conversation,
-                "response_a": chosen,
-                "response_b": rejected,
-            }
-        )
-    schema = {"pair_id": pl.String, "row": pl.Int64, "prompt": pl.String, "conversation": CONVERSATION, "response_a": pl.String, "response_b": pl.String}
-    return PreferenceFile(pl.DataFrame(records, schema=schema), rows_read=len(records_in), skipped=skipped)
+    conversations = [conversation for conversation, _, _ in pairs]
+    frame = judge_items([stable_hash("human-pair", path.name, i) for i in kept], [c[-1]["content"] for c in conversations],
+                        [a for _, a, _ in pairs], [b for _, _, b in pairs], conversations)
+    frame = frame.with_columns(pl.Series("row", [i + 1 for i in kept], dtype=pl.Int64)).select(
+        "pair_id", "row", "prompt", "conversation", "response_a", "response_b")
+    return PreferenceFile(frame, rows_read=len(records_in), skipped=skipped)
