@@ -13,7 +13,7 @@ import polars as pl
 
 from conftest import write_recipe
 
-CHARTER = [sys.executable, "-m", "engine.cli"]
+CHARTER = [sys.executable, "-m", "training.cli"]  # the `charter` entry point
 
 
 def start(recipe: Path) -> subprocess.Popen:
