@@ -50,6 +50,9 @@ def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: l
         + (", ".join(f"{k} {v}" for k, v in manifest.get("packages", {}).items() if v) or "-"), "",
         "Recipe:", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "",
         "## Filters", "", f"{report.get('input', 0)} judged pairs in, {report.get('kept', 0)} kept.", "",
+        *(["**No pair survived the filters, so this dataset is empty** (its splits have the columns and no rows).",
+           "The table below says which filter dropped how many; loosen those thresholds or use a stronger judge.", ""]
+          if not report.get("kept") else []),
         "| filter (in order) | pairs dropped |", "|---|---:|",
         *(f"| {reason} | {n} |" for reason, n in report.get("dropped", {}).items()),
         f"| **kept** | **{report.get('kept', 0)}** |", "",

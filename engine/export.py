@@ -15,6 +15,7 @@ is a bug and stops the export). Train/test are split by prompt, seeded, so no pr
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -33,11 +34,13 @@ from engine.errors import CharterError
 from engine.record_schema import pair_records, validate_records
 
 SPLITS = ("train", "test")
+MAX_SHARD_BYTES = 500 * 2**20  # datasets' own default shard size
 
 
-def split_by_prompt(records: pl.DataFrame, test_size: float, seed: int) -> dict[str, pl.DataFrame]:
-    """Seeded train/test split over prompts (over pairs if there is only one prompt); test >= 1 row given >= 2."""
-    key = "prompt_id" if records["prompt_id"].n_unique() >= 2 else "pair_id"
+def split_by_prompt(records: pl.DataFrame, test_size: float, seed: int, row_id: str = "pair_id") -> dict[str, pl.DataFrame]:
+    """Seeded train/test split over prompts (over rows, by `row_id`, if there is only one prompt);
+    test >= 1 row given >= 2."""
+    key = "prompt_id" if records["prompt_id"].n_unique() >= 2 else row_id
     groups = records[key].unique().sort()
     n = len(groups)
     n_test = 0 if test_size <= 0 or n < 2 else min(n - 1, max(1, round(test_size * n)))
@@ -80,7 +83,8 @@ def sft_records(pairs: pl.DataFrame, drop_truncated: bool = True) -> pl.DataFram
 
 def export_sft(pairs: pl.DataFrame, out_dir: str | Path, test_size: float = 0.1, seed: int = 0, drop_truncated: bool = True):
     """Write SL-CAI SFT data into out_dir/sft (save_to_disk + Parquet)."""
-    return _write_splits(split_by_prompt(sft_records(pairs, drop_truncated), test_size, seed), Path(out_dir) / "sft")
+    records = sft_records(pairs, drop_truncated)
+    return _write_splits(split_by_prompt(records, test_size, seed, row_id="revision_id"), Path(out_dir) / "sft")
 
 
 def export_run(run_dir: str | Path, cfg: ExportConfig | None = None, *, to: str | Path | None = None,
@@ -138,7 +142,9 @@ def _write_splits(splits: dict[str, pl.DataFrame], folder: Path):
 
     tables = {name: _plain_arrow(frame.to_arrow()) for name, frame in splits.items()}
     dataset = DatasetDict({name: Dataset(table) for name, table in tables.items()})
-    dataset.save_to_disk(str(folder / "dataset"))
+    # datasets writes no shard for an empty split and then cannot load it: every split gets at least one
+    shards = {name: max(1, math.ceil(table.nbytes / MAX_SHARD_BYTES)) for name, table in tables.items()}
+    dataset.save_to_disk(str(folder / "dataset"), num_shards=shards)
     (folder / "parquet").mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         pq.write_table(table, folder / "parquet" / f"{name}.parquet")

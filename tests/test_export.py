@@ -238,3 +238,29 @@ def test_a_recipe_with_filter_and_export_sections_runs_them_after_the_judge(tmp_
     data = load_from_disk(manifest["export"] + "/dataset")
     assert data["train"].num_rows + data["test"].num_rows == report["kept"]
     assert (result.run_dir / "export" / "sft" / "dataset").is_dir()
+
+
+def test_an_export_of_zero_pairs_loads_as_an_empty_dataset_whose_card_says_why(tmp_path):
+    kept, report = kept_pairs()
+    empty = kept.head(0)
+    export_dataset(empty, {**report, "kept": 0}, MANIFEST, tmp_path, test_size=0.1)
+    data = load_from_disk(str(tmp_path / "dataset"))
+    assert data["train"].num_rows == 0 and data["test"].num_rows == 0
+    assert {"prompt", "chosen", "rejected", "p_chosen"} <= set(data["train"].column_names)
+    assert "No pair survived the filters" in (tmp_path / "README.md").read_text()
+
+
+def test_a_run_over_a_single_prompt_exports_pairs_and_sft_data(tmp_path, tiny_model):
+    lenient = {"swap_mode": "share", "min_swap_consistency": 0.0, "min_principle_agreement": 0.0, "min_margin": 0.0,
+               "drop_truncated": False, "min_length_ratio": 0.0, "max_length_ratio": 1000.0}
+    recipe = load_recipe(write_recipe(
+        tmp_path, tiny_model, prompts={"path": str(REPO / "data" / "prompts" / "demo.jsonl"), "limit": 1},
+        respond={"n": 2, "sampling": {"temperature": 1.0, "max_tokens": 8}},
+        critique={"rounds": 1, "sampling": {"temperature": 0.0, "max_tokens": 8}}, judge={"principles": 1},
+        filter=lenient, export={"test_size": 0.5},
+    ))
+    result = run_recipe(recipe)
+    sft = load_from_disk(str(result.run_dir / "export" / "sft" / "dataset"))
+    pairs = load_from_disk(str(result.run_dir / "export" / "dataset"))
+    assert sft["train"].num_rows + sft["test"].num_rows == 2
+    assert pairs["train"].num_rows + pairs["test"].num_rows == result.stages["kept"].rows
