@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -12,8 +13,8 @@ import yaml
 def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: list[str],
                  sft_counts: dict[str, int] | None = None) -> str:
     """README.md: the Hub's YAML header (configs point at the Parquet files) and how the data was made."""
-    recipe = json.loads(json.dumps(manifest.get("recipe", {}), default=str))  # tuples -> lists for YAML
-    constitution, model = manifest.get("constitution", {}), manifest.get("model", {}).get("name", "?")
+    recipe = publishable(json.loads(json.dumps(manifest.get("recipe", {}), default=str)))  # tuples -> lists for YAML
+    constitution, model = manifest.get("constitution", {}), publishable(manifest.get("model", {}).get("name", "?"))
     configs = {"default": ("parquet", counts)} | ({"sft": ("sft/parquet", sft_counts)} if sft_counts else {})
     header = {
         "license": "other",
@@ -70,6 +71,22 @@ def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: l
         f"(`{source}`) under their own terms. Check both before redistributing or training on this data.", "",
     ]
     return "\n".join(lines)
+
+
+def publishable(value: Any) -> Any:
+    """A value fit for a card meant for the Hub: absolute paths made relative to the working directory
+    (the project root), or cut to their last two parts when they lie outside it."""
+    if isinstance(value, dict):
+        return {k: publishable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [publishable(v) for v in value]
+    if isinstance(value, str) and value.startswith(("/", "~")):
+        path = Path(value).expanduser()
+        try:
+            return str(path.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return str(Path(*path.parts[-2:]))
+    return value
 
 
 def _distribution_table(report: dict) -> str:

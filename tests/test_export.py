@@ -264,3 +264,14 @@ def test_a_run_over_a_single_prompt_exports_pairs_and_sft_data(tmp_path, tiny_mo
     pairs = load_from_disk(str(result.run_dir / "export" / "dataset"))
     assert sft["train"].num_rows + sft["test"].num_rows == 2
     assert pairs["train"].num_rows + pairs["test"].num_rows == result.stages["kept"].rows
+
+
+def test_the_dataset_card_holds_no_absolute_path_of_this_machine(tmp_path):
+    kept, report = kept_pairs()
+    manifest = {**MANIFEST, "model": {"name": str(tmp_path / "models" / "policy")},
+                "recipe": {**MANIFEST["recipe"], "output_dir": str(tmp_path / "run"), "source_path": str(tmp_path / "r.yaml"),
+                           "prompts": {"path": str(REPO / "data" / "prompts" / "demo.jsonl")}}}
+    export_dataset(kept, report, manifest, tmp_path / "out", test_size=0.25)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert str(tmp_path) not in card and str(REPO) not in card
+    assert "models/policy" in card and "demo.jsonl" in card
