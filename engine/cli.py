@@ -201,7 +201,7 @@ def show(run_dir: Path, table: str = typer.Option("pairs", help="prompts|respons
 
     if not (run_dir / "manifest.json").is_file():
         raise CharterError(f"{run_dir}: not a charter run directory (no manifest.json)")
-    store = RunStore(run_dir)
+    store = RunStore(run_dir, writer=False)
     manifest = store.read_manifest()
     console.print_json(json.dumps({k: manifest.get(k) for k in ("constitution", "model", "backend", "stages")}))
     frame = store.read(table)

@@ -93,13 +93,19 @@ def export_run(run_dir: str | Path, cfg: ExportConfig | None = None, *, to: str 
 
     cfg defaults to the `export:` section of the run's recipe (in its manifest), else to ExportConfig().
     """
-    from engine.config import export_config
     from engine.store import RunStore
 
     run = Path(run_dir)
     if not (run / "kept.parquet").is_file() or not (run / "filter_report.json").is_file():
         raise CharterError(f"{run}: no kept.parquet/filter_report.json; run `charter filter {run}` first")
-    store = RunStore(run)
+    with RunStore(run) as store:
+        return _export_locked(store, cfg, to, manifest)
+
+
+def _export_locked(store, cfg: ExportConfig | None, to: str | Path | None, manifest: dict | None) -> Path:
+    from engine.config import export_config
+
+    run = store.root
     manifest = manifest if manifest is not None else store.read_manifest()
     if cfg is None:
         cfg = export_config(manifest.get("recipe", {}).get("export"), str(run / "manifest.json"))

@@ -241,11 +241,11 @@ def filter_run(run_dir: str | Path, cfg: FilterConfig | None = None) -> FilterRe
 
     if not Path(run_dir, "judged.parquet").is_file():
         raise CharterError(f"{run_dir}: no judged.parquet; run a recipe with a judge section first")
-    store = RunStore(run_dir)
-    if cfg is None:
-        cfg = filter_config(store.read_manifest().get("recipe", {}).get("filter"), str(store.root / "manifest.json"))
-    result = apply_filters(store.read("judged"), cfg)
-    write_parquet_atomic(result.kept, store.table_path("kept"))
-    write_parquet_atomic(result.dropped, store.table_path("dropped"))
-    write_json_atomic(result.report, store.root / "filter_report.json")
+    with RunStore(run_dir) as store:
+        if cfg is None:
+            cfg = filter_config(store.read_manifest().get("recipe", {}).get("filter"), str(store.root / "manifest.json"))
+        result = apply_filters(store.read("judged"), cfg)
+        write_parquet_atomic(result.kept, store.table_path("kept"))
+        write_parquet_atomic(result.dropped, store.table_path("dropped"))
+        write_json_atomic(result.report, store.root / "filter_report.json")
     return result

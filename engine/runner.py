@@ -116,33 +116,33 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
     stages = [s for s in (module.from_recipe(recipe, ctx) for module in STAGES) if s is not None]
     backends = _backends(recipe, model_path, backend)
 
-    store = RunStore(recipe.output_dir)
-    write_parquet_atomic(prompts_table, store.root / "prompts.parquet")
-    result = RunResult(run_dir=store.root, judge=backends["judge"])
-    manifest = result.manifest = _manifest_header(store, recipe, constitution, model_path, prompts_table.height)
-    store.write_manifest(manifest)
-    tables = {"prompts": prompts_table}
-    with _progress(console) as progress:
-        for stage in stages:
-            items = stage.plan(tables)
-            role = backends.get(stage.backend_role) if stage.backend_role else None
-            size = getattr(stage, "chunk_size", recipe.chunk_size)
-            tables[stage.table], result.stages[stage.table] = run_stage_chunks(store, stage, items, role, size, progress)
-            if result.stages[stage.table].errors:
-                break  # the stages after it would see an incomplete table; the next run finishes it first
-    if _report_errors(result, console):
-        store.write_manifest(manifest | {"stages": {name: vars(stats) for name, stats in result.stages.items()}})
+    with RunStore(recipe.output_dir) as store:  # the run directory is locked: one writer at a time
+        write_parquet_atomic(prompts_table, store.root / "prompts.parquet")
+        result = RunResult(run_dir=store.root, judge=backends["judge"])
+        manifest = result.manifest = _manifest_header(store, recipe, constitution, model_path, prompts_table.height)
+        store.write_manifest(manifest)
+        tables = {"prompts": prompts_table}
+        with _progress(console) as progress:
+            for stage in stages:
+                items = stage.plan(tables)
+                role = backends.get(stage.backend_role) if stage.backend_role else None
+                size = getattr(stage, "chunk_size", recipe.chunk_size)
+                tables[stage.table], result.stages[stage.table] = run_stage_chunks(store, stage, items, role, size, progress)
+                if result.stages[stage.table].errors:
+                    break  # the stages after it would see an incomplete table; the next run finishes it first
+        if _report_errors(result, console):
+            store.write_manifest(manifest | {"stages": {name: vars(stats) for name, stats in result.stages.items()}})
+            return result
+        if recipe.filter is not None or recipe.export is not None:  # cheap: recomputed on every run
+            result.stages["kept"] = _filter(store, recipe.filter or FilterConfig())
+            if result.stages["kept"].rows == 0:
+                console.print(f"[yellow]no pairs survived the filters; reasons in {store.root / 'filter_report.json'}[/yellow]")
+        manifest["stages"] = {name: vars(stats) for name, stats in result.stages.items()}
+        if recipe.export is not None:  # built in a temporary folder, renamed into place when whole
+            manifest["export"] = str(export_run(store.root, recipe.export, manifest=manifest))
+        manifest["finished_at"] = datetime.now(timezone.utc).isoformat()
+        store.write_manifest(manifest)
         return result
-    if recipe.filter is not None or recipe.export is not None:  # cheap: recomputed on every run
-        result.stages["kept"] = _filter(store, recipe.filter or FilterConfig())
-        if result.stages["kept"].rows == 0:
-            console.print(f"[yellow]no pairs survived the filters; reasons in {store.root / 'filter_report.json'}[/yellow]")
-    manifest["stages"] = {name: vars(stats) for name, stats in result.stages.items()}
-    if recipe.export is not None:  # built in a temporary folder, renamed into place when whole
-        manifest["export"] = str(export_run(store.root, recipe.export, manifest=manifest))
-    manifest["finished_at"] = datetime.now(timezone.utc).isoformat()
-    store.write_manifest(manifest)
-    return result
 
 
 def _backends(recipe: Recipe, model_path: Path, loaded: Backend | None) -> dict[str, LazyBackend]:

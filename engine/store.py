@@ -14,6 +14,7 @@ so the next run redoes them.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -23,7 +24,10 @@ from typing import Any, Iterable
 
 import polars as pl
 
+from engine.errors import CharterError
+
 KEY = "row_key"
+LOCK = ".charter.lock"  # flock'ed by the process writing the run; holds its pid
 
 
 def _atomic_replace(path: Path, write: Any) -> None:
@@ -51,14 +55,62 @@ def write_json_atomic(data: Any, path: Path) -> None:
     _atomic_replace(path, write)
 
 
-class RunStore:
-    """Reads and writes one run directory."""
+_HELD: dict[Path, list[int]] = {}  # run directories this process has locked -> [lock file descriptor, users]
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+
+def lock_run_dir(root: Path) -> None:
+    """Take the run directory's exclusive lock (re-entrant within this process). The OS drops it when the
+    process dies, kill -9 included, so no stale lock survives; a second writer gets one clear error."""
+    key = root.resolve()
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise CharterError(f"{root}: another charter process (pid {holder}) is writing this run directory; "
+                           "wait for it to finish, or give this run another output_dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD[key] = [fd, 1]
+
+
+def unlock_run_dir(root: Path) -> None:
+    """Give back one use of the lock; the last one releases it."""
+    key = root.resolve()
+    if key in _HELD:
+        _HELD[key][1] -= 1
+        if _HELD[key][1] == 0:
+            os.close(_HELD.pop(key)[0])  # closing the descriptor drops the flock
+
+
+class RunStore:
+    """Reads and writes one run directory, holding its lock (one writer at a time)."""
+
+    def __init__(self, root: str | Path, writer: bool = True):
+        self.root, self.locked = Path(root), False
+        if not writer:  # reading (charter show) needs no lock and must not tidy another writer's files
+            return
         self.root.mkdir(parents=True, exist_ok=True)
-        for leftover in self.root.rglob(".tmp-*"):  # from a run killed mid-write
+        lock_run_dir(self.root)
+        self.locked = True
+        for leftover in self.root.rglob(".tmp-*"):  # from a run killed mid-write; ours only, as we hold the lock
             leftover.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Release this store's hold on the run directory's lock."""
+        if self.locked:
+            unlock_run_dir(self.root)
+            self.locked = False
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def shard_dir(self, stage: str) -> Path:
         return self.root / "shards" / stage
@@ -110,8 +162,6 @@ class RunStore:
     def read(self, stage: str) -> pl.DataFrame:
         path = self.table_path(stage)
         if not path.is_file():
-            from engine.errors import CharterError
-
             raise CharterError(f"{self.root}: no '{stage}' table yet; run the stages before it first")
         return pl.read_parquet(path)
 

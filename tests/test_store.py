@@ -47,3 +47,57 @@ def test_manifest_round_trips(tmp_path):
     store = RunStore(tmp_path)
     store.write_manifest({"stages": {"pairs": {"rows": 3}}})
     assert store.read_manifest() == {"stages": {"pairs": {"rows": 3}}}
+
+
+def hold_lock(run_dir):
+    """Another process that opens the run directory for writing and keeps it."""
+    import subprocess
+    import sys
+
+    code = f"from engine.store import RunStore; RunStore({str(run_dir)!r}); print('locked', flush=True); import time; time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_second_writer_is_refused_naming_the_directory_and_the_holder(tmp_path):
+    import pytest
+
+    from engine.errors import CharterError
+
+    holder = hold_lock(tmp_path / "run")
+    try:
+        (tmp_path / "run" / ".tmp-prompts.parquet.x").write_text("the holder's file being written")
+        with pytest.raises(CharterError, match=rf"run: another charter process \(pid {holder.pid}\)"):
+            RunStore(tmp_path / "run")
+        assert (tmp_path / "run" / ".tmp-prompts.parquet.x").exists()  # not tidied away under the holder
+        RunStore(tmp_path / "run", writer=False)  # reading needs no lock
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_writer_killed_with_sigkill_leaves_no_stale_lock(tmp_path):
+    holder = hold_lock(tmp_path / "run")
+    holder.kill()  # SIGKILL
+    holder.wait()
+    store = RunStore(tmp_path / "run")
+    assert (store.root / ".charter.lock").read_text().strip() == str(__import__("os").getpid())
+
+
+def test_charter_run_into_a_directory_another_process_is_writing_exits_1_with_one_line(tmp_path, tiny_model):
+    from typer.testing import CliRunner
+
+    from conftest import write_recipe
+    from training.cli import app
+
+    recipe = write_recipe(tmp_path, tiny_model)
+    holder = hold_lock(tmp_path / "run")
+    try:
+        result = CliRunner().invoke(app, ["run", str(recipe)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert f"another charter process (pid {holder.pid})" in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+    assert CliRunner().invoke(app, ["run", str(recipe)]).exit_code == 0  # the lock died with its holder

@@ -34,7 +34,8 @@ def run_and_train(recipe: Recipe, console: Console | None = None, backend: Backe
         export_dir = Path(result.manifest["export"])
         result.train = train_and_evaluate(recipe, train, evaluate, export_dir, result.judge, console)
         result.manifest["train"] = result.train
-        RunStore(result.run_dir).write_manifest(result.manifest)
+        with RunStore(result.run_dir) as store:
+            store.write_manifest(result.manifest)
     return result
 
 
