@@ -151,7 +151,7 @@ def judge_eval(
     report: Path = typer.Option(None, help="also write the report as JSON here"),
 ) -> None:
     """Score a human-labelled preference file with the judge; print accuracy beside the length baselines."""
-    from engine.backends import load_backend
+    from engine.backends import close_backend, load_backend
     from engine.constitution import load_constitution
     from engine.judge_eval import evaluate_judge, judge_settings
     from engine.preferences import load_preferences
@@ -162,7 +162,10 @@ def judge_eval(
     loaded = load_constitution(settings.constitution)
     preferences = load_preferences(pairs, limit=limit, seed=settings.seed)
     judge = load_backend(settings.backend, str(settings.model_path), settings.judge.backend_options, settings.seed)
-    result = evaluate_judge(preferences, judge, settings.judge, loaded, settings.seed, str(pairs))
+    try:
+        result = evaluate_judge(preferences, judge, settings.judge, loaded, settings.seed, str(pairs))
+    finally:
+        close_backend(judge)
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result.report, indent=2) + "\n")

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import engine
-from engine.backends import Backend, load_backend
+from engine.backends import Backend, close_backend, load_backend
 from engine.config import FilterConfig, Recipe
 from engine.constitution import load_constitution
 from engine.export import export_run
@@ -49,6 +49,12 @@ class RunResult:
     train: dict = field(default_factory=dict)  # per trainer: model folder, seconds; eval: report, win rate
     manifest: dict = field(default_factory=dict)
     judge: Callable[[], Backend] | None = None  # the run's judge engine, loaded on first call (training's eval reuses it)
+    engines: list[LazyBackend] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop the engines the run loaded; call it when nothing more will be judged or generated."""
+        for engine_ in self.engines:
+            engine_.close()
 
 
 class LazyBackend:
@@ -56,6 +62,7 @@ class LazyBackend:
 
     def __init__(self, kind: str, model_path: Path, options: Any, seed: int, backend: Backend | None = None):
         self.kind, self.model_path, self.options, self.seed, self._backend = kind, model_path, options, seed, backend
+        self._owned = backend is None  # an engine the caller passed in is the caller's to close
 
     def get(self) -> Backend:
         if self._backend is None:
@@ -63,6 +70,12 @@ class LazyBackend:
         return self._backend
 
     __call__ = get
+
+    def close(self) -> None:
+        """Stop an engine this loaded (vLLM's process), in order, so the command ends without shutdown noise."""
+        if self._owned and self._backend is not None:
+            close_backend(self._backend)
+            self._backend = None
 
 
 def _progress(console: Console) -> Progress:
@@ -118,7 +131,7 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
 
     with RunStore(recipe.output_dir) as store:  # the run directory is locked: one writer at a time
         write_parquet_atomic(prompts_table, store.root / "prompts.parquet")
-        result = RunResult(run_dir=store.root, judge=backends["judge"])
+        result = RunResult(run_dir=store.root, judge=backends["judge"], engines=list(backends.values()))
         manifest = result.manifest = _manifest_header(store, recipe, constitution, model_path, prompts_table.height)
         store.write_manifest(manifest)
         tables = {"prompts": prompts_table}

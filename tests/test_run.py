@@ -153,3 +153,19 @@ def test_e2e_tiny_recipe_trains_and_writes_its_eval_report(tmp_path, monkeypatch
     report = json.loads((tmp_path / "train" / "dpo" / "eval" / "policy_eval.json").read_text())
     assert report["prompts"] >= 1 and "kl_to_reference" in report and "monitors" in report
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["train"]["eval"]["win_rate"] is not None
+
+
+@pytest.mark.vllm
+def test_a_successful_vllm_run_ends_without_engine_shutdown_warnings(tmp_path, tiny_model):
+    """The engine is stopped in order at the end, so vLLM has no process to force-kill at exit."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("vllm")
+    recipe = write_recipe(tmp_path, tiny_model, backend="vllm",
+                          backend_options={"enforce_eager": True, "max_model_len": 512, "kv_cache_gib": 1},
+                          prompts={"path": str(REPO / "data" / "prompts" / "demo.jsonl"), "limit": 2})
+    done = subprocess.run([sys.executable, "-m", "training.cli", "run", str(recipe)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    noise = [line for line in done.stderr.splitlines() if "[shutdown]" in line or "exited unexpectedly" in line]
+    assert noise == []

@@ -118,7 +118,7 @@ def evaluate(
     out: Path = typer.Option(None, help="report folder (default: POLICY/eval)"),
 ) -> None:
     """Win rate of a policy against its reference, judged by the constitution; length, refusal, KL, reward monitors."""
-    from engine.backends import load_backend
+    from engine.backends import close_backend, load_backend
     from engine.config import PromptSource
     from engine.constitution import load_constitution
     from engine.judge_eval import judge_settings
@@ -133,11 +133,14 @@ def evaluate(
              "principles": principles, "constitution": constitution and str(constitution), "seed": seed}
     settings = judge_settings(recipe, flags, parse_key_values(option))
     backend = load_backend(settings.backend, str(settings.model_path), settings.judge.backend_options, settings.seed)
-    report = evaluate_policy(
-        policy_dir, reference_dir, texts, backend, load_constitution(settings.constitution), harmless_prompts=benign,
-        reward_model_dir=reward_model, judge_cfg=settings.judge, max_tokens=max_tokens,
-        batch_size=batch_size, seed=settings.seed, out_dir=out or policy_dir / "eval",
-    )
+    try:
+        report = evaluate_policy(
+            policy_dir, reference_dir, texts, backend, load_constitution(settings.constitution), harmless_prompts=benign,
+            reward_model_dir=reward_model, judge_cfg=settings.judge, max_tokens=max_tokens,
+            batch_size=batch_size, seed=settings.seed, out_dir=out or policy_dir / "eval",
+        )
+    finally:
+        close_backend(backend)
     console.print(text_report(report), highlight=False, markup=False, soft_wrap=True)
 
 

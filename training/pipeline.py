@@ -30,12 +30,15 @@ def run_and_train(recipe: Recipe, console: Console | None = None, backend: Backe
     train = None if recipe.train is None else train_config(recipe.train, f"{recipe.source_path}: train")
     evaluate = evaluate_config(recipe.evaluate, f"{recipe.source_path}: evaluate") if train or recipe.evaluate else None
     result = run_recipe(recipe, console, backend)
-    if train is not None:
-        export_dir = Path(result.manifest["export"])
-        result.train = train_and_evaluate(recipe, train, evaluate, export_dir, result.judge, console)
-        result.manifest["train"] = result.train
-        with RunStore(result.run_dir) as store:
-            store.write_manifest(result.manifest)
+    try:
+        if train is not None and "export" in result.manifest:
+            export_dir = Path(result.manifest["export"])
+            result.train = train_and_evaluate(recipe, train, evaluate, export_dir, result.judge, console)
+            result.manifest["train"] = result.train
+            with RunStore(result.run_dir) as store:
+                store.write_manifest(result.manifest)
+    finally:
+        result.close()
     return result
 
 
