@@ -143,6 +143,10 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
                 tables[stage.table], result.stages[stage.table] = run_stage_chunks(store, stage, items, role, size, progress)
                 if result.stages[stage.table].errors:
                     break  # the stages after it would see an incomplete table; the next run finishes it first
+        for what, n in store.damaged.items():
+            console.print(f"[yellow]{what}: moved {n} unreadable shard(s) aside to shards/{what}/damaged/; "
+                          "their rows were computed again[/yellow]" if what != "manifest" else
+                          "[yellow]the manifest was damaged: moved aside to manifest.json.damaged, written anew[/yellow]")
         if _report_errors(result, console):
             store.write_manifest(manifest | {"stages": {name: vars(stats) for name, stats in result.stages.items()}})
             return result
@@ -187,7 +191,7 @@ def _filter(store: RunStore, cfg: FilterConfig) -> StageStats:
 
 
 def _manifest_header(store: RunStore, recipe: Recipe, constitution, model_path: Path, n_prompts: int) -> dict:
-    previous = store.read_manifest()
+    previous = store.read_manifest(move_damaged=True)
     return {
         "charter_version": engine.__version__,
         "created_at": previous.get("created_at", datetime.now(timezone.utc).isoformat()),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from engine.errors import CharterError
 
@@ -92,6 +93,7 @@ class RunStore:
 
     def __init__(self, root: str | Path, writer: bool = True):
         self.root, self.locked = Path(root), False
+        self.damaged: dict[str, int] = {}  # unreadable files moved aside, per stage (or "manifest")
         if not writer:  # reading (charter show) needs no lock and must not tidy another writer's files
             return
         self.root.mkdir(parents=True, exist_ok=True)
@@ -119,8 +121,20 @@ class RunStore:
         return self.root / f"{stage}.parquet"
 
     def _shards(self, stage: str) -> list[Path]:
+        """The stage's readable shards. An unreadable one (cut short, overwritten) is moved aside into
+        shards/<stage>/damaged/, kept for inspection, and counted: its rows are simply to do again."""
         folder = self.shard_dir(stage)
-        return sorted(folder.glob("[!.]*.parquet")) if folder.is_dir() else []
+        shards = sorted(folder.glob("[!.]*.parquet")) if folder.is_dir() else []
+        readable = []
+        for shard in shards:
+            try:
+                pq.read_metadata(shard)
+                readable.append(shard)
+            except Exception:  # pyarrow raises several types for a damaged footer
+                (folder / "damaged").mkdir(exist_ok=True)
+                os.replace(shard, folder / "damaged" / shard.name)
+                self.damaged[stage] = self.damaged.get(stage, 0) + 1
+        return readable
 
     def done_keys(self, stage: str) -> set[str]:
         shards = self._shards(stage)
@@ -163,11 +177,26 @@ class RunStore:
         path = self.table_path(stage)
         if not path.is_file():
             raise CharterError(f"{self.root}: no '{stage}' table yet; run the stages before it first")
-        return pl.read_parquet(path)
+        try:
+            return pl.read_parquet(path)
+        except Exception as exc:  # polars' ComputeError and friends: the file is cut short or not Parquet
+            raise CharterError(f"{path}: unreadable Parquet file ({str(exc).splitlines()[0][:120]}); "
+                               "run the recipe again to rebuild it from its shards") from None
 
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self, move_damaged: bool = False) -> dict[str, Any]:
+        """The manifest ({} when there is none). A damaged one is an error naming it, or, with
+        `move_damaged` (a run about to write a new one), moved aside to manifest.json.damaged."""
         path = self.root / "manifest.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if not move_damaged:
+                raise CharterError(f"{path}: damaged manifest ({exc}); `charter run` the recipe again to rewrite it") from None
+            os.replace(path, path.with_name("manifest.json.damaged"))
+            self.damaged["manifest"] = 1
+            return {}
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_json_atomic(manifest, self.root / "manifest.json")

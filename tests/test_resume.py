@@ -77,3 +77,31 @@ def test_sigkill_mid_stage_then_restart_matches_an_uninterrupted_run(tmp_path, t
     assert leftovers == []
     for shard in run.rglob("shards/*/*.parquet"):
         assert pl.read_parquet(shard).height > 0
+
+
+def test_damaged_files_in_a_run_directory_are_named_or_set_aside_and_recomputed(tmp_path, tiny_model):
+    from typer.testing import CliRunner
+
+    from engine.config import load_recipe
+    from engine.runner import run_recipe
+    from training.cli import app
+
+    recipe = load_recipe(write_recipe(tmp_path, tiny_model, judge={"principles": 1}, chunk_size=2))
+    first = run_recipe(recipe)
+    run_dir = first.run_dir
+    before = pl.read_parquet(run_dir / "judged.parquet").sort("pair_id")
+    shard = sorted((run_dir / "shards" / "judged").glob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])  # cut short, as a full disk or a bad copy leaves it
+    (run_dir / "manifest.json").write_text('{"recipe": ')
+    again = run_recipe(recipe)
+    assert (run_dir / "shards" / "judged" / "damaged" / shard.name).is_file()  # kept, not deleted
+    assert (run_dir / "manifest.json.damaged").is_file()
+    assert 0 < again.stages["judged"].items - again.stages["judged"].items_done_before <= 2
+    after = pl.read_parquet(run_dir / "judged.parquet").sort("pair_id")
+    assert after["pair_id"].to_list() == before["pair_id"].to_list()
+    assert after["p_a"].to_list() == before["p_a"].to_list()
+
+    (run_dir / "judged.parquet").write_bytes(b"not parquet")
+    result = CliRunner().invoke(app, ["filter", str(run_dir)])
+    assert result.exit_code == 1 and "judged.parquet: unreadable Parquet file" in result.output
+    assert "Traceback" not in result.output
