@@ -175,6 +175,8 @@ def _plain_arrow(table):
 @contextmanager
 def _replacing_dir(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `out`; on success it replaces `out` (only ever a previous export)."""
+    if out.exists() and not out.is_dir():
+        raise CharterError(f"{out}: is a file; export to a folder")
     if out.exists() and any(out.iterdir()) and not (out / "dataset" / "dataset_dict.json").is_file():
         raise CharterError(f"{out}: exists and is not a charter export; export to a new or empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)

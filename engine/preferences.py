@@ -72,6 +72,9 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def _row_to_pair(row: dict) -> tuple[list[dict[str, str]], str, str]:
+    for side in ("chosen", "rejected"):
+        if not isinstance(row[side], (str, list)):
+            raise ValueError(f"{side} is {type(row[side]).__name__}, expected text or chat messages")
     if "prompt" not in row:
         return split_hh_pair(row["chosen"], row["rejected"])
     prompt = row["prompt"]
@@ -101,7 +104,7 @@ def load_preferences(path: str | Path, limit: int | None = None, seed: int = 0, 
         try:
             pairs.append(_row_to_pair(records_in[i]))
             kept.append(i)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # e.g. a number where text belongs
             skipped.append(f"row {i + 1}: {exc}")
     conversations = [conversation for conversation, _, _ in pairs]
     frame = judge_items([stable_hash("human-pair", path.name, i) for i in kept], [c[-1]["content"] for c in conversations],

@@ -96,7 +96,10 @@ class RunStore:
         self.damaged: dict[str, int] = {}  # unreadable files moved aside, per stage (or "manifest")
         if not writer:  # reading (charter show) needs no lock and must not tidy another writer's files
             return
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CharterError(f"{self.root}: cannot create the run directory ({exc.strerror}); check output_dir") from None
         lock_run_dir(self.root)
         self.locked = True
         for leftover in self.root.rglob(".tmp-*"):  # from a run killed mid-write; ours only, as we hold the lock

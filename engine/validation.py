@@ -63,7 +63,9 @@ def read_yaml(path: str | Path, what: str) -> Any:
     if not path.is_file():
         raise CharterError(f"{path}: {what} file not found")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CharterError(f"{path}: not UTF-8 text (byte {exc.start}); save the {what} as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

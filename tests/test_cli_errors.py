@@ -83,3 +83,41 @@ def test_constitution_validate_and_show_accept_the_default():
     assert charter("constitution", "validate", default).exit_code == 0
     shown = charter("constitution", "show", default)
     assert shown.exit_code == 0 and "sha256" in shown.output
+
+
+def test_a_constitution_that_is_not_utf8_is_named_in_one_line(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    assert_refused(charter("constitution", "validate", str(bad)), "latin1.yaml", "not UTF-8")
+
+
+def test_an_output_dir_that_cannot_be_created_is_named(tmp_path, tiny_model):
+    (tmp_path / "a-file").write_text("x")
+    recipe = write_recipe(tmp_path, tiny_model, output_dir=str(tmp_path / "a-file" / "run"))
+    assert_refused(charter("run", str(recipe)), "a-file/run", "cannot create the run directory")
+
+
+def test_a_bad_line_in_a_jsonl_prompt_file_is_named_by_number(tmp_path, tiny_model):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "a"}\n{"prompt": "b"}\n{"prompt": oops}\n')
+    recipe = write_recipe(tmp_path, tiny_model, prompts={"path": str(prompts)})
+    assert_refused(charter("run", str(recipe)), "p.jsonl", "line 3", "invalid JSON")
+
+
+def test_export_to_a_path_that_is_a_file_is_refused(tmp_path):
+    from test_export import filtered_run
+
+    run_dir = filtered_run(tmp_path)
+    target = tmp_path / "not-a-folder"
+    target.write_text("x")
+    assert_refused(charter("export", str(run_dir), "--to", str(target)), "not-a-folder", "is a file")
+
+
+def test_a_preference_row_whose_reply_is_a_number_is_skipped_with_its_reason(tmp_path):
+    from engine.preferences import load_preferences
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({"prompt": "q", "chosen": 3, "rejected": "b"}) + "\n"
+                    + json.dumps({"prompt": "q2", "chosen": "a", "rejected": "b"}) + "\n")
+    loaded = load_preferences(path)
+    assert loaded.pairs.height == 1 and loaded.skipped == ["row 1: chosen is int, expected text or chat messages"]

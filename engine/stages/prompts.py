@@ -20,6 +20,7 @@ def _read(path: Path) -> pl.DataFrame:
         raise CharterError(f"{path}: unsupported prompt file type; use one of {', '.join(sorted(READERS))}")
     try:
         if kind == "jsonl":
+            _check_json_lines(path)
             return pl.read_ndjson(path, infer_schema_length=None)
         if kind == "json":
             data = json.loads(path.read_text())
@@ -33,6 +34,20 @@ def _read(path: Path) -> pl.DataFrame:
         raise
     except Exception as exc:  # polars/pyarrow parse errors: say which file
         raise CharterError(f"{path}: cannot read prompts: {exc}") from None
+
+
+def _check_json_lines(path: Path) -> None:
+    """Name the first line of a JSONL file that is not a JSON object (polars' own error has no line number)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CharterError(f"{path}: line {n}: invalid JSON ({exc.msg} at character {exc.pos})") from None
+            if not isinstance(row, dict):
+                raise CharterError(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
 
 
 def load_prompts(spec: PromptSource) -> pl.DataFrame:
