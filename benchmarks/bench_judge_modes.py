@@ -25,6 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse
 import dataclasses
+import gzip
 import json
 import subprocess
 import sys
@@ -57,7 +58,8 @@ def splits(n_rows: int) -> dict[str, list[int]]:
 
 
 def load_split(name: str):
-    n_rows = sum(1 for _ in __import__("gzip").open(HH, "rt"))
+    with gzip.open(HH, "rt") as f:
+        n_rows = sum(1 for _ in f)
     return load_preferences(HH, rows=splits(n_rows)[name])
 
 

@@ -151,10 +151,10 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
 
 def _section_config(cls: type, raw: dict[str, Any] | None, **convert: Any) -> Any:
     """A section's dataclass: its defaults, with the recipe's values (Sampling fields merged one by one)."""
-    values = dict(raw or {})
+    values, defaults = dict(raw or {}), cls()
     for f in fields(cls):
-        if f.name in values and isinstance(getattr(cls(), f.name), Sampling):
-            values[f.name] = Sampling(**{**asdict(getattr(cls(), f.name)), **values[f.name]})
+        if f.name in values and isinstance(getattr(defaults, f.name), Sampling):
+            values[f.name] = Sampling(**{**asdict(getattr(defaults, f.name)), **values[f.name]})
     for key, to in convert.items():
         if key in values:
             values[key] = to(values[key])

@@ -82,7 +82,9 @@ def test_a_writer_killed_with_sigkill_leaves_no_stale_lock(tmp_path):
     holder.kill()  # SIGKILL
     holder.wait()
     store = RunStore(tmp_path / "run")
-    assert (store.root / ".charter.lock").read_text().strip() == str(__import__("os").getpid())
+    import os
+
+    assert (store.root / ".charter.lock").read_text().strip() == str(os.getpid())
 
 
 def test_charter_run_into_a_directory_another_process_is_writing_exits_1_with_one_line(tmp_path, tiny_model):
