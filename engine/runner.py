@@ -19,9 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import engine
-from engine.backends import Backend, close_backend, load_backend
+from engine.backends import Backend, backend_class, close_backend, load_backend
 from engine.config import FilterConfig, Recipe
 from engine.constitution import load_constitution
+from engine.errors import CharterError
 from engine.export import export_run
 from engine.filters import filter_run
 from engine.models import resolve_model
@@ -40,6 +41,7 @@ class StageStats:
     completion_tokens: int = 0
     seconds: float = 0.0
     errors: int = 0  # rows that failed (e.g. a served backend gave up); not stored, so a re-run redoes them
+    skipped: int = 0  # rows stored with a skip_reason (e.g. context_overflow); later stages leave them out
 
 
 @dataclass
@@ -114,6 +116,8 @@ def run_stage_chunks(
     stats.seconds = time.perf_counter() - start
     result = store.finalize(table, items[KEY].to_list(), stage.id_column)
     stats.rows = result.height
+    if "skip_reason" in result.columns:  # this run's and earlier runs' skips alike
+        stats.skipped = result.filter(pl.col("skip_reason").is_not_null()).select(pl.col(KEY).n_unique()).item()
     return result, stats
 
 
@@ -125,6 +129,7 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
     constitution = load_constitution(recipe.constitution)
     prompts_table = load_prompts(recipe.prompts)
     model_path = resolve_model(recipe.model)
+    check_context_budget(recipe, model_path)
     ctx = StageContext(model=recipe.model, backend=recipe.backend, seed=recipe.seed, constitution=constitution)
     stages = [s for s in (module.from_recipe(recipe, ctx) for module in STAGES) if s is not None]
     backends = _backends(recipe, model_path, backend)
@@ -160,6 +165,22 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
         manifest["finished_at"] = datetime.now(timezone.utc).isoformat()
         store.write_manifest(manifest)
         return result
+
+
+def check_context_budget(recipe: Recipe, model_path: Path) -> None:
+    """Refuse a recipe whose reply budget alone fills the policy model's context: every request would overflow."""
+    context_length = getattr(backend_class(recipe.backend), "context_length", None)
+    limit = context_length(str(model_path), recipe.backend_options) if context_length else None
+    if limit is None:
+        return  # unknown until a server answers; each request is still checked
+    sections = [("respond", recipe.respond)] + ([("critique", recipe.critique)] if recipe.critique else [])
+    for name, cfg in sections:
+        if cfg.sampling.max_tokens >= limit:
+            raise CharterError(
+                f"{recipe.source_path}: {name}.sampling.max_tokens is {cfg.sampling.max_tokens}, but the model's context "
+                f"is {limit} tokens ({recipe.backend}), which leaves no room for the prompt; lower max_tokens"
+                + (" or raise backend_options.max_model_len" if recipe.backend == "vllm" else "")
+            )
 
 
 def _backends(recipe: Recipe, model_path: Path, loaded: Backend | None) -> dict[str, LazyBackend]:
@@ -213,17 +234,17 @@ def _manifest_header(store: RunStore, recipe: Recipe, constitution, model_path: 
 
 def summary_table(result: RunResult) -> Table:
     table = Table(title=f"charter run: {result.run_dir}")
-    for column in ("stage", "rows", "new items", "resumed", "failed", "tokens", "seconds", "tok/s"):
+    for column in ("stage", "rows", "new items", "resumed", "failed", "skipped", "tokens", "seconds", "tok/s"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for name, s in result.stages.items():
         new = s.items - s.items_done_before
         rate = f"{s.completion_tokens / s.seconds:.1f}" if s.seconds > 0 and s.completion_tokens else "-"
-        table.add_row(name, str(s.rows), str(new), str(s.items_done_before), str(s.errors), str(s.completion_tokens),
-                      f"{s.seconds:.1f}", rate)
+        table.add_row(name, str(s.rows), str(new), str(s.items_done_before), str(s.errors), str(s.skipped),
+                      str(s.completion_tokens), f"{s.seconds:.1f}", rate)
     for name, info in result.train.items():
         if "seconds" in info:
-            table.add_row(f"train {name}", "-", "-", "-", "-", "-", f"{info['seconds']:.1f}", info["model"])
+            table.add_row(f"train {name}", "-", "-", "-", "-", "-", "-", f"{info['seconds']:.1f}", info["model"])
         else:
             seconds = f"{info['eval_seconds']:.1f}" if "eval_seconds" in info else "-"
-            table.add_row(name, "-", "-", "-", "-", "-", seconds, f"win rate {info.get('win_rate')}: {info['report']}")
+            table.add_row(name, "-", "-", "-", "-", "-", "-", seconds, f"win rate {info.get('win_rate')}: {info['report']}")
     return table

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import polars as pl
 import pyarrow.parquet as pq
 
+from engine.backends import UNAVAILABLE
 from engine.errors import CharterError
 
 KEY = "row_key"
@@ -146,12 +147,18 @@ class RunStore:
         return set(pl.scan_parquet(shards).select(KEY).unique().collect()[KEY].to_list())
 
     def write_shard(self, stage: str, rows: pl.DataFrame) -> int:
-        """Store the rows that succeeded as one shard; returns how many items failed (left to redo)."""
+        """Store the rows as one shard; returns how many items failed (left to redo).
+
+        A row whose `error` says the model was unavailable is not stored, so the next run redoes it.
+        Any other error is that row's outcome (e.g. a context overflow): the row is stored with the
+        error as its `skip_reason`, and later stages leave it out.
+        """
+        failed = pl.Series([], dtype=pl.String)
         if "error" in rows.columns:
-            failed = rows.filter(pl.col("error").is_not_null())[KEY].unique()
-            rows = rows.filter(~pl.col(KEY).is_in(failed.implode())).drop("error")
-        else:
-            failed = pl.Series([], dtype=pl.String)
+            retry = pl.col("error").str.starts_with(UNAVAILABLE).fill_null(False)
+            failed = rows.filter(retry)[KEY].unique()
+            rows = rows.filter(~pl.col(KEY).is_in(failed.implode()))
+            rows = rows.rename({"error": "skip_reason"})
         if rows.height:
             write_parquet_atomic(rows, self.shard_dir(stage) / f"{uuid.uuid4().hex}.parquet")
         return len(failed)

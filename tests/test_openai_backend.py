@@ -131,8 +131,11 @@ def test_option_logprobs_from_the_server_equal_in_process_vllm(served, vllm_back
 def test_a_prompt_longer_than_the_server_context_gets_a_row_error(served):
     long, short = judge_request(1, prefix="word " * 1100), judge_request(1)
     out = served.score_options([long, short])
-    assert out[0].logprobs is None and out[0].error.startswith("prompt is ")
+    assert out[0].logprobs is None and out[0].error.startswith("context_overflow: prompt is ")
     assert out[1].error is None and len(out[1].logprobs) == 2
+    generated = served.generate([ask("word " * 1100), ask("word")])
+    assert generated[0].error.startswith("context_overflow: ") and "context is 1024" in generated[0].error
+    assert generated[1].error is None and generated[1].completion_tokens > 0
 
 
 @pytest.mark.vllm
@@ -272,6 +275,13 @@ def test_a_bad_request_is_not_retried_and_carries_the_server_message(tiny_model)
         out = fake_backend(tiny_model, url).score_options([judge_request(1)])
     assert len(seen) == 1 and seen[0]["path"] == "/v1/completions"
     assert out[0].logprobs is None and "HTTP 400" in out[0].error and "max_tokens is too large" in out[0].error
+
+
+def test_a_server_that_finds_a_request_too_long_gives_that_row_a_context_overflow(tiny_model):
+    message = "This model's maximum context length is 1024 tokens. However, you requested 1400 tokens."
+    with fake_api((400, {}, error_body(message))) as (url, seen):
+        out = fake_backend(tiny_model, url).generate([ask("a")])
+    assert len(seen) == 1 and out[0].error.startswith("context_overflow: ") and "maximum context length" in out[0].error
 
 
 def test_completions_scoring_sends_the_locally_rendered_prompt_and_reads_the_option_ids_back(tiny_model):

@@ -42,7 +42,27 @@ class Completion:
     finish_reason: str  # "stop" (end of sequence) or "length" (hit max_tokens); "error" with `error` set
     prompt_tokens: int
     completion_tokens: int
-    error: str | None = None  # why this one request failed (served backends); None when it succeeded
+    error: str | None = None  # why this one request failed; None when it succeeded
+
+
+# Per-row errors. One starting with UNAVAILABLE says the model could not be reached (a server down, retries
+# spent): a later run may succeed, so stages leave such rows undone. Any other error is that row's outcome
+# (for example CONTEXT_OVERFLOW: the request does not fit the model's context) and is stored with it.
+UNAVAILABLE = "unavailable: "
+CONTEXT_OVERFLOW = "context_overflow: "
+
+
+def context_overflow(prompt_tokens: int, max_tokens: int, limit: int | None) -> str | None:
+    """Why a request does not fit the model's context (prompt + reply budget), or None when it does."""
+    if limit is None or prompt_tokens + max_tokens <= limit:
+        return None
+    return (f"{CONTEXT_OVERFLOW}prompt is {prompt_tokens} tokens and max_tokens {max_tokens}; "
+            f"the model's context is {limit}")
+
+
+def overflowed(prompt_tokens: int, reason: str) -> Completion:
+    """The placeholder result of a request that was not sent because it does not fit."""
+    return Completion(text="", finish_reason="error", prompt_tokens=prompt_tokens, completion_tokens=0, error=reason)
 
 
 @dataclass(frozen=True)
@@ -52,11 +72,6 @@ class ScoreRequest:
     messages: tuple[Message, ...]
     assistant_prefix: str
     options: tuple[str, ...]
-
-
-# A per-row error starting with this says the model could not be reached (a server down, retries spent):
-# a later run may succeed, so stages leave such rows undone instead of storing the error.
-UNAVAILABLE = "unavailable: "
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine.backends import Message
+from engine.backends import Message, context_overflow
 from engine.errors import CharterError
 
 
@@ -46,7 +46,6 @@ def single_token_ids(tokenizer: Any, options: Sequence[str]) -> list[int]:
     return ids
 
 
-def too_long(n_tokens: int, limit: int) -> str | None:
-    if n_tokens + 1 > limit:
-        return f"prompt is {n_tokens} tokens; the model's limit is {limit}"
-    return None
+def too_long(n_tokens: int, limit: int | None) -> str | None:
+    """Why a scoring prompt (one generated token) does not fit the context, or None."""
+    return context_overflow(n_tokens, 1, limit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -21,13 +22,19 @@ import httpx
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
-from engine.backends import UNAVAILABLE, Completion, GenerationRequest, Message, OptionScores, ScoreRequest
-from engine.backends.chat import check_model_dir, render_scoring_prompt, single_token_ids, too_long
+from engine.backends import (
+    CONTEXT_OVERFLOW, UNAVAILABLE, Completion, GenerationRequest, Message, OptionScores, ScoreRequest, context_overflow,
+    overflowed,
+)
+from engine.backends.chat import check_model_dir, render_chat, render_scoring_prompt, single_token_ids, too_long
 from engine.errors import CharterError
 
 TOP_LOGPROBS = 20  # the most OpenAI's API returns, and vLLM's default --max-logprobs
 MAX_RETRY_AFTER_S = 60.0  # a longer Retry-After is cut to this, so one busy server cannot stall a run for hours
 MAX_ERROR_CHARS = 500
+# How servers word a request longer than the context (vLLM: "maximum context length is 2048 tokens";
+# OpenAI: "context_length_exceeded"); such a 400 is stored as that row's context_overflow.
+CONTEXT_WORDS = re.compile(r"context.length|maximum context|max_model_len|too many tokens|prompt is too long", re.IGNORECASE)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -86,7 +93,18 @@ class OpenAIBackend:
         return f"OpenAIBackend({self.model_id!r})"
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        return self._each(list(requests), self._complete, _failed_completion, "generate")
+        """Requests that fit the served context (counted with the local tokenizer) are sent; the rest get
+        a context_overflow error without a call. A server that still finds one too long says so per row."""
+        results: list[Completion | None] = [None] * len(requests)
+        if self.max_model_len:
+            for i, r in enumerate(requests):
+                n = len(render_chat(self.tokenizer, r.messages))
+                if problem := context_overflow(n, r.sampling.max_tokens, self.max_model_len):
+                    results[i] = overflowed(n, problem)
+        todo = [i for i, r in enumerate(results) if r is None]
+        for i, completion in zip(todo, self._each([requests[i] for i in todo], self._complete, _failed_completion, "generate")):
+            results[i] = completion
+        return results  # type: ignore[return-value]
 
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
         return single_token_ids(self.tokenizer, options)
@@ -200,8 +218,9 @@ class OpenAIBackend:
                 if response.is_success:
                     return response.json()
                 problem = f"HTTP {response.status_code}: {_server_message(response)}"
-                if response.status_code != 429 and response.status_code < 500:
-                    raise _CallFailed(f"{where}: {problem}")  # our request is wrong; retrying won't help
+                if response.status_code != 429 and response.status_code < 500:  # our request is wrong; retrying won't help
+                    prefix = CONTEXT_OVERFLOW if CONTEXT_WORDS.search(problem) else ""
+                    raise _CallFailed(f"{prefix}{where}: {problem}")
                 wait = _retry_after(response)
             if attempt + 1 < attempts:
                 time.sleep(wait if wait is not None else self.options.backoff_s * 2**attempt * random.uniform(1.0, 1.5))

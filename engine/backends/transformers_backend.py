@@ -8,14 +8,16 @@ decoding, texts; sampled texts can differ from an uninterrupted run. vLLM seeds 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from engine.backends import Completion, GenerationRequest, OptionScores, ScoreRequest
+from engine.backends import Completion, GenerationRequest, OptionScores, ScoreRequest, context_overflow, overflowed
 from engine.backends.chat import check_model_dir, render_chat, render_scoring_prompt, single_token_ids, too_long
 
 
@@ -51,13 +53,22 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(self.device).eval()
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.max_model_len = getattr(self.model.config, "max_position_embeddings", None)
+
+    @staticmethod
+    def context_length(model_path: str, options: TransformersOptions) -> int | None:
+        """The model's `max_position_embeddings`, read from its config.json without loading it."""
+        return _config_context(check_model_dir(model_path))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """Batched generate of the requests that fit the context; one that does not gets a context_overflow error."""
         encoded = [render_chat(self.tokenizer, r.messages) for r in requests]
+        problems = [context_overflow(len(ids), r.sampling.max_tokens, self.max_model_len) for ids, r in zip(encoded, requests)]
+        results: list[Completion | None] = [overflowed(len(ids), p) if p else None for ids, p in zip(encoded, problems)]
         # Batches of similar length waste less padding; requests with different sampling can't share one.
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].sampling, len(encoded[i])))
+        todo = [i for i, r in enumerate(results) if r is None]
+        order = sorted(todo, key=lambda i: (requests[i].sampling, len(encoded[i])))
         batches = _batches(order, requests, self.batch_size)
-        results: list[Completion | None] = [None] * len(requests)
         for batch in tqdm(batches, desc="generate", unit="batch", leave=False, disable=len(batches) < 2):
             for i, completion in zip(batch, self._generate_batch([encoded[i] for i in batch], [requests[i] for i in batch])):
                 results[i] = completion
@@ -68,8 +79,7 @@ class TransformersBackend:
 
     def score_options(self, requests: Sequence[ScoreRequest]) -> list[OptionScores]:
         encoded = [render_scoring_prompt(self.tokenizer, r.messages, r.assistant_prefix) for r in requests]
-        limit = getattr(self.model.config, "max_position_embeddings", 1 << 30)
-        results = [OptionScores(None, too_long(len(ids), limit)) for ids in encoded]
+        results = [OptionScores(None, too_long(len(ids), self.max_model_len)) for ids in encoded]
         ok = sorted((i for i, r in enumerate(results) if r.error is None), key=lambda i: len(encoded[i]))
         batches = [ok[i : i + self.batch_size] for i in range(0, len(ok), self.batch_size)]
         for batch in tqdm(batches, desc="score", unit="batch", leave=False, disable=len(batches) < 2):
@@ -113,6 +123,14 @@ class TransformersBackend:
             prompt_tokens=prompt_tokens,
             completion_tokens=len(kept) + (stop_at is not None),
         )
+
+
+def _config_context(path: Path) -> int | None:
+    try:
+        value = json.loads((path / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from engine.backends import Completion, GenerationRequest, OptionScores, ScoreRequest
+from engine.backends import Completion, GenerationRequest, OptionScores, ScoreRequest, context_overflow, overflowed
 from engine.backends.chat import check_model_dir, render_chat, render_scoring_prompt, single_token_ids, too_long
 from engine.errors import CharterError
 
@@ -92,29 +92,38 @@ class VLLMBackend:
         self.llm.llm_engine.engine_core.shutdown()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """Every request that fits the context in one `generate`; one that does not gets a context_overflow error."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        prompts = [TokensPrompt(prompt_token_ids=render_chat(self.tokenizer, r.messages)) for r in requests]
+        encoded = [render_chat(self.tokenizer, r.messages) for r in requests]
+        problems = [context_overflow(len(ids), r.sampling.max_tokens, self.max_model_len) for ids, r in zip(encoded, requests)]
+        results = [overflowed(len(ids), p) if p else None for ids, p in zip(encoded, problems)]
+        todo = [i for i, r in enumerate(results) if r is None]
         params = [
             SamplingParams(
-                temperature=r.sampling.temperature,
-                top_p=r.sampling.top_p if r.sampling.temperature > 0 else 1.0,
-                max_tokens=r.sampling.max_tokens,
-                seed=r.seed,
+                temperature=requests[i].sampling.temperature,
+                top_p=requests[i].sampling.top_p if requests[i].sampling.temperature > 0 else 1.0,
+                max_tokens=requests[i].sampling.max_tokens,
+                seed=requests[i].seed,
             )
-            for r in requests
+            for i in todo
         ]
-        outputs = self.llm.generate(prompts, params, use_tqdm=len(requests) > 1)
-        return [
-            Completion(
+        prompts = [TokensPrompt(prompt_token_ids=encoded[i]) for i in todo]
+        outputs = self.llm.generate(prompts, params, use_tqdm=len(todo) > 1) if todo else []
+        for i, out in zip(todo, outputs):
+            results[i] = Completion(
                 text=out.outputs[0].text.strip(),
                 finish_reason="length" if out.outputs[0].finish_reason == "length" else "stop",
                 prompt_tokens=len(out.prompt_token_ids or []),
                 completion_tokens=len(out.outputs[0].token_ids),
             )
-            for out in outputs
-        ]
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def context_length(model_path: str, options: VLLMOptions) -> int:
+        """The context a request must fit: `max_model_len` (vLLM refuses to start if the model's is smaller)."""
+        return options.max_model_len
 
 
 def _check_options(o: VLLMOptions) -> None:

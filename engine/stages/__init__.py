@@ -18,7 +18,7 @@ from typing import Protocol
 
 import polars as pl
 
-from engine.backends import Backend
+from engine.backends import Backend, Completion, GenerationRequest, overflowed
 from engine.constitution import Constitution
 
 
@@ -39,6 +39,20 @@ class StageContext:
             pl.lit(self.constitution.version).alias("constitution_version"),
             pl.lit(self.constitution.sha256).alias("constitution_sha256"),
         ]
+
+
+def usable(table: pl.DataFrame) -> pl.DataFrame:
+    """The rows a later stage may build on: those stored without a `skip_reason` (e.g. a context overflow)."""
+    if "skip_reason" not in table.columns:  # tables written before skips existed
+        return table
+    return table.filter(pl.col("skip_reason").is_null())
+
+
+def generate_some(backend: Backend, requests: list[GenerationRequest | None], reasons: list[str | None]) -> list[Completion]:
+    """Generate for the requests given; a None request (its row already skipped) gets its reason as error."""
+    todo = [i for i, r in enumerate(requests) if r is not None]
+    done = dict(zip(todo, backend.generate([requests[i] for i in todo]) if todo else []))
+    return [done[i] if i in done else overflowed(0, reasons[i] or "skipped") for i in range(len(requests))]
 
 
 class Stage(Protocol):

@@ -17,7 +17,7 @@ from engine.constitution import Principle
 from engine.conversation import messages_for
 from engine.errors import CharterError
 from engine.keys import derived_seed, stable_hash
-from engine.stages import StageContext
+from engine.stages import StageContext, generate_some, usable
 from engine.store import KEY
 
 
@@ -44,21 +44,25 @@ class Critique:
         self.config_hash = stable_hash("critique", cfg, ctx.model, ctx.backend, ctx.seed, ctx.constitution.sha256)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        responses = tables["responses"]
+        responses = usable(tables["responses"])
         keys = [stable_hash(rid, self.config_hash) for rid in responses["response_id"]]
         return responses.select("prompt_id", "prompt", "response_id", "response").with_columns(pl.Series(KEY, keys))
 
     def run(self, items: pl.DataFrame, backend: Backend) -> pl.DataFrame:
         current = items["response"].to_list()
+        skipped: list[str | None] = [None] * items.height  # a chain stops at its first skipped request
         rounds: list[pl.DataFrame] = []
         for round_ in range(1, self.cfg.rounds + 1):
-            frame = self._round(items, backend, current, round_)
+            frame = self._round(items, backend, current, skipped, round_)
             rounds.append(frame)
-            current = frame["revision"].to_list()
+            current, skipped = frame["revision"].to_list(), frame["error"].to_list()
         return pl.concat(rounds).with_columns(*self.ctx.provenance(self.config_hash))
 
-    def _round(self, items: pl.DataFrame, backend: Backend, current: list[str], round_: int) -> pl.DataFrame:
-        """One critique -> revision round over every item, each request batch submitted at once."""
+    def _round(
+        self, items: pl.DataFrame, backend: Backend, current: list[str], skipped: list[str | None], round_: int
+    ) -> pl.DataFrame:
+        """One critique -> revision round over every item, each request batch submitted at once; an item
+        skipped in an earlier round, or whose critique did not fit the context, sends no more requests."""
         cfg, seed = self.cfg, self.ctx.seed
         chosen = [sample_principle(self.principles, k, round_, seed) for k in items[KEY]]
         seeds = [derived_seed(seed, k, round_, "critique") for k in items[KEY]]
@@ -66,12 +70,15 @@ class Critique:
             (*messages_for(prompt), {"role": "assistant", "content": text}, {"role": "user", "content": p.critique})
             for prompt, text, p in zip(items["prompt"], current, chosen)
         ]
-        critiques = backend.generate([GenerationRequest(m, cfg.sampling, s) for m, s in zip(base, seeds)])
+        ask = [None if why else GenerationRequest(m, cfg.sampling, s) for m, s, why in zip(base, seeds, skipped)]
+        critiques = generate_some(backend, ask, skipped)
+        skipped = [c.error for c in critiques]
         revise = [
-            (*m, {"role": "assistant", "content": c.text}, {"role": "user", "content": p.revision})
-            for m, c, p in zip(base, critiques, chosen)
+            None if why else GenerationRequest(
+                (*m, {"role": "assistant", "content": c.text}, {"role": "user", "content": p.revision}), cfg.sampling, s + 1)
+            for m, c, p, s, why in zip(base, critiques, chosen, seeds, skipped)
         ]
-        revisions = backend.generate([GenerationRequest(m, cfg.sampling, s + 1) for m, s in zip(revise, seeds)])
+        revisions = generate_some(backend, revise, skipped)
         return items.select(KEY, "prompt_id", "prompt", "response_id").with_columns(
             pl.Series(self.id_column, [stable_hash(k, round_) for k in items[KEY]]),
             pl.lit(round_).alias("round"),
@@ -82,7 +89,7 @@ class Critique:
             pl.Series("critique_finish_reason", [c.finish_reason for c in critiques]),
             pl.Series("revision_finish_reason", [r.finish_reason for r in revisions]),
             pl.Series("completion_tokens", [c.completion_tokens + r.completion_tokens for c, r in zip(critiques, revisions)]),
-            pl.Series("error", [c.error or r.error for c, r in zip(critiques, revisions)], dtype=pl.String),
+            pl.Series("error", [r.error for r in revisions], dtype=pl.String),
         )
 
 

@@ -9,7 +9,7 @@ import polars as pl
 
 from engine.config import Recipe
 from engine.keys import stable_hash
-from engine.stages import StageContext
+from engine.stages import StageContext, usable
 from engine.store import KEY
 
 KIND = "original-vs-revision"
@@ -24,7 +24,7 @@ class Pairs:
         self.config_hash = stable_hash("pairs", KIND, ctx.constitution.sha256)
 
     def plan(self, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        return plan(tables["responses"], tables["revisions"])
+        return plan(usable(tables["responses"]), usable(tables["revisions"]))
 
     def run(self, items: pl.DataFrame, backend: None = None) -> pl.DataFrame:
         return run(items).with_columns(*self.ctx.provenance(self.config_hash))
