@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from engine.backends import Completion, GenerationRequest, OptionScores, ScoreRequest, context_overflow, overflowed
+from engine.backends.lifeline import children_die_with_this_process
 from engine.backends.chat import check_model_dir, render_chat, render_scoring_prompt, single_token_ids, too_long
 from engine.errors import CharterError
 
@@ -42,6 +43,7 @@ class VLLMBackend:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(o.kv_cache_gib))
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # charter shows its own progress
         _bind_all_cpu_cores()
+        children_die_with_this_process()  # a kill -9 of charter must not leave the engine running
         try:
             from vllm import LLM
         except ImportError as exc:
