@@ -15,6 +15,7 @@ import yaml
 from rich.console import Console
 
 from engine.constitution import DEFAULT_CONSTITUTION
+from engine.preferences import DEFAULT_PREFERENCES
 from engine.errors import CharterError, user_errors
 from engine.validation import format_number
 
@@ -135,7 +136,8 @@ def models_path(name: str = typer.Argument("smollm2-135m")) -> None:
 @app.command("judge-eval")
 @user_errors
 def judge_eval(
-    pairs: Path = typer.Option(..., help="human-labelled pairs: HH-RLHF jsonl(.gz), or JSONL/Parquet with prompt/chosen/rejected"),
+    pairs: Path = typer.Option(DEFAULT_PREFERENCES, help="human-labelled pairs: HH-RLHF jsonl(.gz), or JSONL/Parquet with "
+                                                         "prompt/chosen/rejected (default: the 200 shipped with charter)"),
     recipe: Path = typer.Option(None, help="take the judge (mode, model, backend and its options, principles), "
                                            "constitution and seed from this recipe; flags below override it"),
     mode: str = typer.Option(None, help="judge method (default pairwise)"),

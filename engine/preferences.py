@@ -27,6 +27,9 @@ _TURN = re.compile(r"\n\n(Human|Assistant):")
 _ROLES = {"Human": "user", "Assistant": "assistant"}
 
 
+DEFAULT_PREFERENCES = "data/eval/preferences.jsonl"  # relative to the working directory, like the constitution
+
+
 @dataclass
 class PreferenceFile:
     pairs: pl.DataFrame  # pair_id, prompt, conversation, response_a (human-chosen), response_b

@@ -25,11 +25,17 @@ from engine.constitution import (
 )
 from engine.errors import CharterError
 
-FOREIGN = Path(__file__).resolve().parents[2] / "shared" / "data" / "constitutions"
-ANTHROPIC = FOREIGN / "anthropic-cai-paper" / "CritiqueRevisionInstructions.json"
-LLM_SWARM = FOREIGN / "llm-swarm" / "constitution_anthropic.json"
-LLM_SWARM_GROK = FOREIGN / "llm-swarm" / "constituion_grok.json"
-needs_foreign = pytest.mark.skipif(not FOREIGN.is_dir(), reason="shared constitution files not present")
+# Our own files in the two foreign formats (tests/fixtures/constitutions/README.md), 6 principles each;
+# where the development-only ../shared is present, the released originals (16 each) are imported too.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "constitutions"
+ORIGINALS = Path(__file__).resolve().parents[2] / "shared" / "data" / "constitutions"
+FOREIGN_SETS = [pytest.param(FIXTURES, 6, id="fixtures")] + (
+    [pytest.param(ORIGINALS, 16, id="originals")] if ORIGINALS.is_dir() else []
+)
+foreign_sets = pytest.mark.parametrize("foreign, expected", FOREIGN_SETS)
+ANTHROPIC = Path("anthropic-cai-paper") / "CritiqueRevisionInstructions.json"
+LLM_SWARM = Path("llm-swarm") / "constitution_anthropic.json"
+LLM_SWARM_GROK = Path("llm-swarm") / "constituion_grok.json"
 
 
 def _principle(pid: str) -> dict[str, Any]:
@@ -219,56 +225,56 @@ def test_diff_of_identical_constitutions_is_empty() -> None:
 
 # --- import of third-party formats ------------------------------------------------------------
 
-@needs_foreign
-def test_import_anthropic_paper_yields_16_valid_principles() -> None:
-    data = import_foreign(ANTHROPIC)
+@foreign_sets
+def test_import_anthropic_paper_yields_valid_principles(foreign: Path, expected: int) -> None:
+    data = import_foreign(foreign / ANTHROPIC)
     assert validation_errors(data, "imported") == []
-    assert len(data["principles"]) == 16
+    assert len(data["principles"]) == expected
     assert data["principles"][0]["id"] == "anthropic-harmful0"
 
 
-@needs_foreign
-def test_import_anthropic_strips_request_markers() -> None:
-    for p in import_foreign(ANTHROPIC)["principles"]:
+@foreign_sets
+def test_import_anthropic_strips_request_markers(foreign: Path, expected: int) -> None:
+    for p in import_foreign(foreign / ANTHROPIC)["principles"]:
         assert "CritiqueRequest" not in p["critique"] and not p["critique"].endswith("Critique:")
         assert "RevisionRequest" not in p["revision"] and not p["revision"].endswith("Revision:")
 
 
-@needs_foreign
-def test_import_anthropic_pairs_comparisons_from_rl_madison_file() -> None:
-    madison = json.loads((ANTHROPIC.parent / "RLMadisonInstructions.json").read_text())
-    comparisons = [p["comparison"] for p in import_foreign(ANTHROPIC)["principles"]]
+@foreign_sets
+def test_import_anthropic_pairs_comparisons_from_rl_madison_file(foreign: Path, expected: int) -> None:
+    madison = json.loads((foreign / ANTHROPIC.parent / "RLMadisonInstructions.json").read_text())
+    comparisons = [p["comparison"] for p in import_foreign(foreign / ANTHROPIC)["principles"]]
     assert comparisons[1] == madison[1].strip().removesuffix("Options:").strip()
 
 
-@needs_foreign
-def test_import_anthropic_without_rl_madison_file_derives_comparisons(tmp_path: Path) -> None:
+@foreign_sets
+def test_import_anthropic_without_rl_madison_file_derives_comparisons(tmp_path: Path, foreign: Path, expected: int) -> None:
     lone = tmp_path / ANTHROPIC.name
-    shutil.copy(ANTHROPIC, lone)
+    shutil.copy(foreign / ANTHROPIC, lone)
     data = import_foreign(lone)
     assert validation_errors(data, "imported") == []
     assert all(p["comparison"].startswith("Which response") for p in data["principles"])
 
 
-@needs_foreign
-def test_import_llm_swarm_yields_16_valid_principles() -> None:
-    data = import_foreign(LLM_SWARM)
+@foreign_sets
+def test_import_llm_swarm_yields_valid_principles(foreign: Path, expected: int) -> None:
+    data = import_foreign(foreign / LLM_SWARM)
     assert validation_errors(data, "imported") == []
-    assert len(data["principles"]) == 16
+    assert len(data["principles"]) == expected
     assert data["principles"][0]["id"] == "llm-swarm-0"
 
 
-@needs_foreign
-def test_import_llm_swarm_grok_yields_2_valid_principles() -> None:
-    data = import_foreign(LLM_SWARM_GROK)
+@foreign_sets
+def test_import_llm_swarm_grok_yields_2_valid_principles(foreign: Path, expected: int) -> None:
+    data = import_foreign(foreign / LLM_SWARM_GROK)
     assert validation_errors(data, "imported") == []
     assert len(data["principles"]) == 2
 
 
-@needs_foreign
-def test_imported_constitution_loads_after_saving_as_yaml(tmp_path: Path) -> None:
-    path = _write(tmp_path, import_foreign(LLM_SWARM), "imported.yaml")
-    assert len(load_constitution(path).principles) == 16
+@foreign_sets
+def test_imported_constitution_loads_after_saving_as_yaml(tmp_path: Path, foreign: Path, expected: int) -> None:
+    path = _write(tmp_path, import_foreign(foreign / LLM_SWARM), "imported.yaml")
+    assert len(load_constitution(path).principles) == expected
 
 
 def test_import_of_unknown_format_names_the_file(tmp_path: Path) -> None:

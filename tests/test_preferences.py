@@ -8,12 +8,26 @@ import json
 import polars as pl
 import pytest
 
-from conftest import SHARED
+from conftest import REPO, SHARED
 from engine.errors import CharterError
 from engine.judge_eval import length_baseline
 from engine.preferences import load_preferences, split_hh_pair
 
-HH = SHARED / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+HH = SHARED / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"  # development-only; used when present
+OURS = REPO / "data" / "eval" / "preferences.jsonl"
+
+
+def as_hh_transcripts(path, out):
+    """Our preference file rewritten in HH-RLHF's format: gzipped JSONL of two full transcripts per row."""
+    names = {"user": "Human", "assistant": "Assistant"}
+    with open(path) as f, gzip.open(out, "wt") as g:
+        for line in f:
+            row = json.loads(line)
+            turns = row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
+            shared = "".join(f"\n\n{names[t['role']]}: {t['content']}" for t in turns)
+            g.write(json.dumps({"chosen": f"{shared}\n\nAssistant: {row['chosen']}",
+                                "rejected": f"{shared}\n\nAssistant: {row['rejected']}"}) + "\n")
+    return out
 
 
 def test_multi_turn_transcript_splits_at_the_last_assistant_turn():
@@ -61,15 +75,24 @@ def test_a_file_without_chosen_and_rejected_is_refused(tmp_path):
         load_preferences(path)
 
 
-@pytest.mark.skipif(not HH.is_file(), reason="needs ../shared/data/hh-rlhf")
-def test_the_hh_harmless_test_file_reads_natively_with_a_seeded_sample():
-    full = load_preferences(HH)
-    assert full.rows_read == 2312
-    assert full.pairs.height + len(full.skipped) == 2312
-    sample = load_preferences(HH, limit=50, seed=3)
-    assert sample.pairs.height + len(sample.skipped) == 50
-    assert sample.pairs["pair_id"].equals(load_preferences(HH, limit=50, seed=3).pairs["pair_id"])
-    assert sample.pairs["conversation"].list.len().min() >= 1
+def test_an_hh_format_file_reads_natively_with_a_seeded_sample(tmp_path):
+    files = [(as_hh_transcripts(OURS, tmp_path / "ours-hh.jsonl.gz"), 200)] + ([(HH, 2312)] if HH.is_file() else [])
+    for path, rows in files:
+        full = load_preferences(path)
+        assert full.rows_read == rows
+        assert full.pairs.height + len(full.skipped) == rows
+        sample = load_preferences(path, limit=50, seed=3)
+        assert sample.pairs.height + len(sample.skipped) == 50
+        assert sample.pairs["pair_id"].equals(load_preferences(path, limit=50, seed=3).pairs["pair_id"])
+        assert sample.pairs["conversation"].list.len().min() >= 1
+    multi_turn = load_preferences(files[0][0]).pairs.filter(pl.col("conversation").list.len() > 1)
+    assert multi_turn.height == 20  # the shipped file's 20 multi-turn rows keep their earlier turns
+
+
+def test_the_shipped_preference_file_loads_whole_and_balanced_for_length():
+    ours = load_preferences(OURS)
+    assert ours.rows_read == ours.pairs.height == 200 and not ours.skipped
+    assert 0.4 <= length_baseline(ours.pairs) <= 0.6  # length alone does not give the answer away
 
 
 def test_length_baseline_counts_the_longer_human_chosen_response():

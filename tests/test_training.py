@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import REPO, SHARED
+from conftest import REPO
 from engine.errors import CharterError
 
 pytest.importorskip("trl")
@@ -184,14 +184,11 @@ def test_reward_model_learns_the_planted_marker_on_held_out_pairs(reward_dir, ex
     assert json.loads((reward_dir / "reward_eval.json").read_text())["heldout"]["accuracy"] == heldout["accuracy"]
 
 
-def test_reward_model_is_scored_on_hh_rlhf_beside_the_length_baseline(reward_dir):
+def test_reward_model_is_scored_on_human_style_labels_beside_the_length_baseline(reward_dir):
     from engine.preferences import load_preferences
     from training.reward import evaluate_reward_model
 
-    hh = SHARED / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
-    if not hh.is_file():
-        pytest.skip("HH-RLHF file not present")
-    report = evaluate_reward_model(reward_dir, load_preferences(hh, limit=8).pairs)
+    report = evaluate_reward_model(reward_dir, load_preferences(REPO / "data" / "eval" / "preferences.jsonl", limit=8).pairs)
     assert 0 <= report["accuracy"] <= 1 and 0 <= report["length_baseline"] <= 1 and report["pairs"] > 0
 
 
