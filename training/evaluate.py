@@ -9,7 +9,6 @@ reference (KL), or reward-model scores rising without judged quality.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,17 +23,9 @@ from engine.conversation import messages_for
 from engine.errors import CharterError
 from engine.judges import judge_items, judge_pairs
 from engine.validation import format_number
+from training.refusal import is_refusal
 
-REFUSAL = re.compile(
-    r"\b(i can ?not|i can't|i'm sorry|i am sorry|i apologi[sz]e|as an ai|i'm not able to|i am not able to|"
-    r"i'm unable|i am unable|i won't|i will not|i must decline|i'm afraid i can't)\b"
-)
 REPORT = "policy_eval"
-
-
-def is_refusal(text: str) -> bool:
-    """A plain phrase detector ("I can't", "I'm sorry", "As an AI", ...): crude, but the same for both models."""
-    return REFUSAL.search(text.lower().replace("\u2019", "'")) is not None
 
 
 def evaluate_policy(
