@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from engine.backends import UNAVAILABLE
-from engine.errors import CharterError
+from engine.errors import CharterError, disk_full, is_disk_full
 
 KEY = "row_key"
 LOCK = ".charter.lock"  # flock'ed by the process writing the run; holds its pid
@@ -41,8 +41,10 @@ def _atomic_replace(path: Path, write: Any) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, Exception) and is_disk_full(exc):
+            raise disk_full(path.parent) from None
         raise
 
 
@@ -190,8 +192,18 @@ class RunStore:
         try:
             return pl.read_parquet(path)
         except Exception as exc:  # polars' ComputeError and friends: the file is cut short or not Parquet
-            raise CharterError(f"{path}: unreadable Parquet file ({str(exc).splitlines()[0][:120]}); "
-                               "run the recipe again to rebuild it from its shards") from None
+            raise _unreadable(path, exc) from None
+
+    def scan(self, stage: str) -> pl.LazyFrame:
+        """The stage's table as a lazy scan, for passes that stream it instead of holding it (filter, export)."""
+        path = self.table_path(stage)
+        if not path.is_file():
+            raise CharterError(f"{self.root}: no '{stage}' table yet; run the stages before it first")
+        try:
+            pq.read_metadata(path)  # a cut-short file fails here, not halfway through a pass
+        except Exception as exc:
+            raise _unreadable(path, exc) from None
+        return pl.scan_parquet(path)
 
     def read_manifest(self, move_damaged: bool = False) -> dict[str, Any]:
         """The manifest ({} when there is none). A damaged one is an error naming it, or, with
@@ -211,3 +223,7 @@ class RunStore:
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_json_atomic(manifest, self.root / "manifest.json")
 
+
+def _unreadable(path: Path, exc: Exception) -> CharterError:
+    return CharterError(f"{path}: unreadable Parquet file ({str(exc).splitlines()[0][:120]}); "
+                        "run the recipe again to rebuild it from its shards")
