@@ -99,12 +99,16 @@ def pair_aggregate(per_principle: pl.LazyFrame) -> pl.DataFrame:
 
 def judge_pairs(items: pl.DataFrame, backend: Backend, cfg: Any, constitution: Constitution, seed: int) -> pl.DataFrame:
     """Votes, aggregate and orientation for a frame with pair_id, prompt, response_a, response_b (+ conversation)."""
-    from engine.judges.prompt import injection_suspect
+    from engine.judges.injection import injection_suspect
+    from engine.judges.untrusted import normalise_untrusted
 
     method = judge_method(cfg.mode)
     votes = method.votes(items, backend, cfg, constitution, seed)
-    suspects = [injection_suspect(a, b) for a, b in zip(items["response_a"], items["response_b"])]
-    flagged = items.with_columns(pl.Series("judge_injection_suspect", suspects, dtype=pl.Boolean))
+    pairs = list(zip(items["response_a"], items["response_b"]))
+    suspects = [injection_suspect(a, b) for a, b in pairs]
+    hidden = [normalise_untrusted(a)[1] + normalise_untrusted(b)[1] for a, b in pairs]  # invisible/tag characters removed
+    flagged = items.with_columns(pl.Series("judge_injection_suspect", suspects, dtype=pl.Boolean),
+                                 pl.Series("judge_hidden_chars", hidden, dtype=pl.Int64))
     return orient(flagged, method.aggregate(votes), votes)
 
 
