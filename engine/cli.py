@@ -94,12 +94,19 @@ def constitution_show(file: Path) -> None:
 
 @constitution_app.command("diff")
 @user_errors
-def constitution_diff(old: Path, new: Path) -> None:
+def constitution_diff(
+    old: Path, new: Path,
+    check_version: bool = typer.Option(False, "--check-version", help="exit 1 when the content changed but the "
+                                       "version did not increase (semver): for a pre-commit hook or CI"),
+) -> None:
     """What changed between two constitutions (principles added, removed, edited; version)."""
-    from engine.constitution import diff_constitutions, load_constitution
+    from engine.constitution import diff_constitutions, load_constitution, version_problem
 
-    lines = diff_constitutions(load_constitution(old), load_constitution(new))
+    before, after = load_constitution(old), load_constitution(new)
+    lines = diff_constitutions(before, after)
     console.print("\n".join(lines) if lines else "no differences", highlight=False, markup=False)
+    if check_version and (problem := version_problem(before, after)):
+        raise CharterError(problem)
 
 
 @constitution_app.command("import")

@@ -169,6 +169,25 @@ def describe(c: Constitution) -> str:
     return "\n".join(lines)
 
 
+def semver_key(version: str) -> tuple:
+    """Order semantic versions: 1.2.0 < 1.10.0, 2.0.0-rc.1 < 2.0.0; build metadata (+...) is ignored."""
+    core, _, pre = version.split("+", 1)[0].partition("-")
+    numbers = tuple(int(part) for part in core.split("."))
+    # A pre-release sorts before its release; its dot-separated parts compare numerically when numeric.
+    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")) if pre else ()
+    return numbers + ((0, parts) if pre else (1, ()))
+
+
+def version_problem(old: Constitution, new: Constitution) -> str | None:
+    """Why `new` breaks version discipline against `old` (content changed, version not increased), or None."""
+    if old.sha256 == new.sha256:
+        return None
+    if semver_key(new.version) > semver_key(old.version):
+        return None
+    return (f"{new.path}: content changed (sha256 {old.sha256[:12]} -> {new.sha256[:12]}) but version "
+            f"{new.version} is not greater than {old.version} in {old.path}; bump `version`")
+
+
 def diff_constitutions(old: Constitution, new: Constitution) -> list[str]:
     """What changed from `old` to `new`, one line each (`+` added, `-` removed, `~` changed)."""
     lines = []

@@ -282,3 +282,40 @@ def test_import_of_unknown_format_names_the_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({"rules": ["be nice"]}))
     with pytest.raises(CharterError, match="mystery.json"):
         import_foreign(path)
+
+
+# --- version discipline -------------------------------------------------------------------------
+
+def test_semver_order_follows_the_spec() -> None:
+    from engine.constitution import semver_key
+
+    ordered = ["0.9.0", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta.2", "1.0.0-beta.11",
+               "1.0.0-rc.1", "1.0.0", "1.2.0", "1.10.0", "2.0.0"]
+    assert sorted(ordered, key=semver_key) == ordered
+    assert semver_key("1.0.0+build.5") == semver_key("1.0.0")
+
+
+def test_diff_check_version_fails_on_an_edit_without_a_bump_and_passes_with_one(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[1] / "constitution" / "default.yaml").read_text())
+    old = _write(tmp_path, base, "old.yaml")
+    edited = copy.deepcopy(base)
+    edited["principles"][0]["critique"] += " Be specific."
+    same_version = _write(tmp_path, edited, "same.yaml")
+    bumped = _write(tmp_path, edited | {"version": "1.2.0"}, "bumped.yaml")
+    lowered = _write(tmp_path, edited | {"version": "0.9.0"}, "lowered.yaml")
+    restyled = tmp_path / "restyled.yaml"  # same content, other YAML style: not a change
+    restyled.write_text(yaml.safe_dump(base, default_flow_style=True, width=1000))
+
+    def check(new: Path):
+        return CliRunner().invoke(app, ["constitution", "diff", str(old), str(new), "--check-version"])
+
+    failed = check(same_version)
+    assert failed.exit_code == 1 and "content changed" in failed.output and "bump `version`" in failed.output
+    assert "critique changed" in failed.output  # the diff is printed first
+    assert check(lowered).exit_code == 1
+    assert check(bumped).exit_code == 0 and check(restyled).exit_code == 0
+    assert CliRunner().invoke(app, ["constitution", "diff", str(old), str(same_version)]).exit_code == 0  # without the flag
