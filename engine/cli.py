@@ -216,6 +216,11 @@ def show(run_dir: Path, table: str = typer.Option("pairs", help="prompts|respons
     store = RunStore(run_dir, writer=False)
     manifest = store.read_manifest()
     console.print_json(json.dumps({k: manifest.get(k) for k in ("constitution", "model", "backend", "stages")}))
+    seen = manifest.get("constitutions_seen") or []
+    if len(seen) > 1:
+        listing = "; ".join(f"{c.get('name')} {c.get('version')} ({str(c.get('sha256'))[:12]})" for c in seen)
+        console.print(f"[yellow]this run directory has seen {len(seen)} constitutions, oldest first: {listing}[/yellow]",
+                      highlight=False)
     frame = store.read(table)
     for row in frame.head(n).iter_rows(named=True):
         console.print({k: v for k, v in row.items()}, highlight=False)

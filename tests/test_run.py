@@ -5,11 +5,13 @@ from __future__ import annotations
 import polars as pl
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from conftest import REPO, write_recipe
 from engine.config import load_recipe
 from engine.constitution import load_constitution
 from engine.runner import run_recipe
+from training.cli import app
 from training.pipeline import run_and_train
 
 PROVENANCE = {"model", "backend", "config_hash", "constitution_version", "constitution_sha256"}
@@ -113,6 +115,11 @@ def test_editing_the_constitution_redoes_critique_and_pairs_but_not_responses(tm
     assert second.stages["revisions"].items_done_before == 0
     assert second.stages["pairs"].items_done_before == 0
     assert set(pl.read_parquet(second.run_dir / "pairs.parquet")["constitution_version"]) == {"1.0.1"}
+    seen = second.manifest["constitutions_seen"]
+    assert [c["version"] for c in seen] == [first.manifest["constitution"]["version"], "1.0.1"]
+    assert first.manifest["constitutions_seen"] == [first.manifest["constitution"]]
+    shown = CliRunner().invoke(app, ["show", str(second.run_dir)])
+    assert shown.exit_code == 0 and "has seen 2 constitutions" in shown.output and seen[0]["sha256"][:12] in shown.output
 
 
 def test_changing_critique_rounds_keeps_responses(tmp_path, tiny_model):
