@@ -109,6 +109,58 @@ def constitution_diff(
         raise CharterError(problem)
 
 
+@constitution_app.command("preview")
+@user_errors
+def constitution_preview(
+    file: Path = typer.Argument(..., help="the constitution being edited"),
+    principle_id: str = typer.Option(..., "--principle", help="id of the principle to preview"),
+    against: Path = typer.Option(None, help="an older constitution: show its version of the principle beside"),
+    prompts: Path = typer.Option(None, help="answer the first --n prompts of this file, then critique and revise"),
+    run: Path = typer.Option(None, "--run", help="or take --n stored responses of this run directory (seeded sample)"),
+    n: int = typer.Option(5, "--n", min=1, help="how many responses"),
+    model: str = typer.Option("smollm2-135m", help="policy model: local folder or smollm2-135m"),
+    backend: str = typer.Option("transformers", help="backend kind (transformers starts fastest for a few rows)"),
+    option: list[str] = typer.Option([], "--option", "-o", help="backend option KEY=VALUE (repeatable)"),
+    max_tokens: int = typer.Option(128, help="tokens per critique and per revision"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Critique and revise a few responses under one principle (greedy, seeded); with --against, old beside new."""
+    from dataclasses import replace
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from engine.backends import close_backend, load_backend
+    from engine.constitution import load_constitution
+    from engine.models import resolve_model
+    from engine.preview import GREEDY, critique_and_revise, principle, responses_from_prompts, responses_from_run
+
+    if (prompts is None) == (run is None):
+        raise CharterError("give exactly one of --prompts FILE or --run RUN_DIR")
+    new_rule = principle(load_constitution(file), principle_id)
+    old_rule = principle(load_constitution(against), principle_id) if against is not None else None
+    items = responses_from_run(run, n, seed) if run is not None else None  # checked before a model loads
+    sampling = replace(GREEDY, max_tokens=max_tokens)
+    engine_ = load_backend(backend, str(resolve_model(model)), parse_key_values(option), seed)
+    try:
+        if items is None:
+            items = responses_from_prompts(prompts, n, engine_, sampling, seed)
+        rows = critique_and_revise(items, new_rule, engine_, sampling, seed)
+        old_rows = critique_and_revise(items, old_rule, engine_, sampling, seed) if old_rule else None
+    finally:
+        close_backend(engine_)
+    for i, row in enumerate(rows):
+        table = Table(title=f"{principle_id} · response {i + 1} of {len(rows)}", show_lines=True, expand=True)
+        for header in ["", str(file)] + ([f"{against} (old)"] if old_rows else []):
+            table.add_column(header)
+        cells = {"prompt": (row.prompt, row.prompt), "response": (row.response, row.response),
+                 "critique": (row.critique, old_rows and old_rows[i].critique),
+                 "revision": (row.revision, old_rows and old_rows[i].revision)}
+        for name, (new_text, old_text) in cells.items():  # Text: model output is shown as written, never as markup
+            table.add_row(name, Text(new_text), *([Text(old_text)] if old_rows else []))
+        console.print(table)
+
+
 @constitution_app.command("import")
 @user_errors
 def constitution_import(
