@@ -1,20 +1,24 @@
-"""Speed and memory of the quality filters (engine/filters.py) on synthetic judged tables, against pandas.
+"""Speed and memory of the quality filters (engine/filters.py) and the export (engine/export.py) at scale.
 
-For each size (default 100k and 1M judged pairs) a synthetic table is written to Parquet: prompts of
-15-40 words from a Zipf-distributed vocabulary (2 pairs per prompt, 2% of prompts planted as
-near-duplicates with one or two words changed), responses of 50-200 words (drawn from a pool of texts,
-each made unique with a row suffix, so every string is materialised), 8 votes per pair, and planted
-judge errors, inconsistent, weak, truncated, injected and schema-invalid rows. Then, each in its own
-subprocess so peak RSS (VmHWM) is clean:
-  polars: `apply_filters` (the whole chain, near-duplicate prompts and the schema check included);
-  pandas: the same filters written in idiomatic pandas (masks, str methods, groupby; the same MinHash
-          signature code; drop reasons only, no detail strings), as the reference.
-Each engine runs --repeats times per size (alternating), the fastest run is reported beside the median:
-this machine's timings drift by 15% and more between runs. The table is generated in a process of its
-own too, so the parent does not hold gigabytes while the engines run.
-Goals: 1M pairs in <= 10 s; time(1M) / time(100k) <= 12.
+For each size (default 100k and 1M judged pairs) a run directory is generated in batches of BATCH_PAIRS pairs
+(so the generator's memory is a batch's): RUN/judged.parquet with prompts of 15-40 words from a
+Zipf-distributed vocabulary (2 pairs per prompt, 2% of prompts planted as near-duplicates of an earlier prompt
+of their batch with one or two words changed), responses of 50-200 words (drawn from a pool of texts, each made
+unique with a row suffix, so every string is materialised), 8 votes per pair, and planted judge errors,
+inconsistent, weak, truncated, injected and schema-invalid rows. Then, each in its own subprocess so peak RSS
+(VmHWM) is clean, --repeats times (the fastest is reported beside the median and every run):
+  filter:    `filter_run(RUN)`, the streaming pass `charter filter` runs: scan, kept/dropped/report written;
+  export:    `export_run(RUN)` of the kept pairs (train/test, save_to_disk layout + Parquet; no SFT data);
+and once, for sizes up to --in-memory-up-to / --pandas-up-to:
+  in_memory: the table read whole and `apply_filters` on it (the same code, the table in memory);
+  exact:     near-duplicate prompts by an exact search (all prompt pairs at Jaccard >= threshold, by prefix
+             filtering), to compare with those LSH finds;
+  pandas:    the same filters written in idiomatic pandas (reference; its own word hashes, so its LSH misses
+             other borderline pairs than ours).
+Goals: 10M pairs with peak RSS <= 8 GiB; time(10M)/time(1M) <= 11 and time(1M)/time(100k) <= 11;
+1M pairs filtered in <= 10 s; 1M kept pairs exported in <= 30 s.
 
-    python benchmarks/bench_filters.py [--sizes 100000 1000000] [--repeats 3] [--write-md]
+    python benchmarks/bench_filters.py [--sizes 100000 1000000 10000000] [--repeats 3] [--dir /big/disk] [--write-md]
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import polars as pl
@@ -37,6 +43,7 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 SHA = "0123456789abcdef" * 4
 PRINCIPLES = [f"principle-{i:02d}" for i in range(17)]
+BATCH_PAIRS = 125_000  # pairs generated, and written as one row group, at a time
 
 
 # --- synthetic judged pairs -------------------------------------------------------------------------
@@ -53,14 +60,24 @@ def _join(vocab: np.ndarray, words: np.ndarray, lengths: np.ndarray) -> np.ndarr
     return frame.group_by("row", maintain_order=True).agg(pl.col("w").str.join(" "))["w"].to_numpy()
 
 
-def synthetic_judged(n: int, seed: int = 0, pairs_per_prompt: int = 2) -> pl.DataFrame:
+def synthetic_batches(n: int, seed: int = 0, pairs_per_prompt: int = 2, batch: int = BATCH_PAIRS) -> Iterator[pl.DataFrame]:
+    """n judged pairs, `batch` at a time (each batch seeded by its position), so the generator's memory is a batch's."""
     rng = np.random.default_rng(seed)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     vocab = np.array(["".join(rng.choice(letters, size=k)) for k in rng.integers(2, 10, 30_000)])
     p = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1
     p /= p.sum()
-
+    pool = _texts(rng, vocab, p, rng.integers(50, 201, 20_000))
     n_prompts = max(1, n // pairs_per_prompt)
+    batch -= batch % pairs_per_prompt  # a prompt's pairs stay in one batch
+    for start in range(0, n, batch):
+        rows = np.arange(start, min(n, start + batch))
+        prompt_of = np.minimum(rows // pairs_per_prompt, n_prompts - 1)
+        yield _synthetic_batch(np.random.default_rng([seed, start]), vocab, p, pool, rows, prompt_of)
+
+
+def _synthetic_prompts(rng: np.random.Generator, vocab: np.ndarray, p: np.ndarray, n_prompts: int) -> np.ndarray:
+    """Prompts of 15-40 words; 2% echo an earlier prompt of the batch with one or two words changed."""
     lengths = rng.integers(15, 41, n_prompts)
     echoes = rng.choice(np.arange(1, n_prompts), size=n_prompts // 50, replace=False) if n_prompts > 50 else np.array([], int)
     sources = (rng.random(len(echoes)) * echoes).astype(int)  # an earlier prompt
@@ -73,17 +90,20 @@ def synthetic_judged(n: int, seed: int = 0, pairs_per_prompt: int = 2) -> pl.Dat
         change = rng.random(len(echoes)) < share
         at = starts[echoes] + (rng.random(len(echoes)) * lengths[echoes]).astype(int)
         words[at[change]] = rng.integers(0, len(vocab), int(change.sum()))
-    prompts = _join(vocab, words, lengths)
+    return _join(vocab, words, lengths)
 
-    pool = _texts(rng, vocab, p, rng.integers(50, 201, 20_000))
-    prompt_of = np.minimum(np.arange(n) // pairs_per_prompt, n_prompts - 1)
+
+def _synthetic_batch(rng, vocab, p, pool, rows: np.ndarray, prompt_of: np.ndarray) -> pl.DataFrame:
+    n = len(rows)
+    first = prompt_of[0]
+    prompts = _synthetic_prompts(rng, vocab, p, int(prompt_of[-1] - first + 1))
     side_a = rng.random(n) < 0.5
     margin = rng.beta(2, 5, n) * 0.5
     r = rng.random(n)
     frame = pl.DataFrame({
-        "row": np.arange(n),
+        "row": rows,
         "prompt_id": pl.Series(prompt_of).cast(pl.String).str.zfill(9).to_numpy(),
-        "prompt": prompts[prompt_of] + "?",
+        "prompt": prompts[prompt_of - first] + "?",
         "a": pool[rng.integers(0, len(pool), n)], "b": pool[rng.integers(0, len(pool), n)],
         "response_a_finish_reason": np.where(r < 0.02, "length", "stop"),
         "response_b_finish_reason": np.where((r > 0.02) & (r < 0.04), "length", "stop"),
@@ -126,6 +146,46 @@ def _votes(rng: np.random.Generator, n: int) -> pl.Series:
         "p_first": rng.random(8 * n),
     }).with_columns(pl.lit(None, dtype=pl.String).alias("error"))
     return long.group_by("row", maintain_order=True).agg(pl.struct("principle_id", "order", "p_first", "error").alias("v"))["v"]
+
+
+def write_synthetic_run(run_dir: Path, n: int, seed: int = 0) -> None:
+    """RUN/judged.parquet of n synthetic pairs, one row group per batch (as a run's own table is written)."""
+    import pyarrow.parquet as pq
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    writer = None
+    for frame in synthetic_batches(n, seed):
+        table = frame.to_arrow()
+        writer = writer or pq.ParquetWriter(run_dir / "judged.parquet", table.schema, compression="zstd")
+        writer.write_table(table)
+    writer.close()
+
+
+def exact_near_duplicates(judged: Path, threshold: float, ngram: int) -> int:
+    """Prompts an exact search drops as near-duplicates: every prompt pair at word-n-gram Jaccard >= threshold among
+    the prompts the row filters leave, found by prefix filtering (two sets that similar share one of their rarest
+    tokens), not by LSH. Compare with the report's diversity: prompts_checked - prompts_kept."""
+    from engine.config import FilterConfig
+    from engine.dedup import connected_components, word_ngram_hashes
+    from engine.filters import surviving_prompts
+
+    prompts = surviving_prompts(pl.scan_parquet(judged), FilterConfig()).collect(engine="streaming").sort("prompt_id")
+    owner, shingles = word_ngram_hashes(prompts["prompt"], ngram)
+    sets = pl.DataFrame({"o": owner, "h": shingles}).unique()
+    sets = sets.join(sets.group_by("h").len("rarity"), on="h").join(sets.group_by("o").len("size"), on="o")
+    sets = sets.sort("o", "rarity", "h").with_columns(rank=pl.int_range(pl.len()).over("o"))
+    prefix = sets.filter(pl.col("rank") < pl.col("size") - (pl.col("size") * threshold).ceil() + 1).select("o", "h")
+    candidates = prefix.join(prefix, on="h").filter(pl.col("o") < pl.col("o_right")).select(u="o", v="o_right").unique()
+    members, sizes = sets.select("o", "h"), sets.select("o", "size").unique()
+    similar = []
+    for start in range(0, candidates.height, 200_000):  # the exact Jaccard of 200,000 candidate pairs at a time
+        shared = (candidates.slice(start, 200_000).join(members, left_on="u", right_on="o")
+                  .join(members, left_on=["v", "h"], right_on=["o", "h"], how="semi").group_by("u", "v").len("shared"))
+        scored = shared.join(sizes, left_on="u", right_on="o").join(sizes, left_on="v", right_on="o", suffix="_v")
+        similar.append(scored.filter(pl.col("shared") / (pl.col("size") + pl.col("size_v") - pl.col("shared")) >= threshold))
+    similar = pl.concat(similar) if similar else pl.DataFrame(schema={"u": pl.Int64, "v": pl.Int64})
+    labels = connected_components(prompts.height, similar["u"].to_numpy(), similar["v"].to_numpy())
+    return int((labels != np.arange(prompts.height)).sum())
 
 
 # --- the same filters in pandas ---------------------------------------------------------------------
@@ -200,39 +260,67 @@ def pandas_filters(df, cfg) -> dict[str, int]:
 # --- one measurement per subprocess -----------------------------------------------------------------
 
 
-def child(mode: str, path: str, size: str | None = None) -> dict:
-    from engine.config import FilterConfig
+def child(mode: str, run: str, size: str | None = None) -> dict:
+    """One measurement in a fresh process (peak RSS is this process's own)."""
+    from engine.config import ExportConfig, FilterConfig
 
+    run_dir = Path(run)
+    cpu, start = _cpu_s(), time.perf_counter()
     if mode == "generate":
-        synthetic_judged(int(size)).write_parquet(path)
-        return {}
+        write_synthetic_run(run_dir, int(size))
+        return {"generate_s": round(time.perf_counter() - start, 1), "peak_rss_mb": peak_rss_mb(),
+                "judged_mb": round((run_dir / "judged.parquet").stat().st_size / 2**20, 1)}
+    if mode == "filter":  # the streaming pass, as `charter filter RUN` runs it
+        from engine.filters import filter_run
 
-    start = time.perf_counter()
-    if mode == "polars":
+        report = filter_run(run_dir, FilterConfig()).report
+        diversity = report["diversity"]
+        result = {"filter_s": _since(start), "kept": report["kept"], "dropped": report["dropped"],
+                  "near_duplicate_clusters": diversity["near_duplicate_clusters"],
+                  "duplicate_prompts": diversity["prompts_checked"] - diversity["prompts_kept"]}
+    elif mode == "export":  # as `charter export RUN`, pairs only (SFT data would need a pairs table)
+        from engine.export import export_run
+
+        out = export_run(run_dir, ExportConfig(sft=False))
+        counts = json.loads((out / "dataset" / "train" / "state.json").read_text())
+        result = {"export_s": _since(start), "export_shards": {"train": len(counts["_data_files"])}}
+    elif mode == "in_memory":  # the same filters on a table read whole into memory (apply_filters)
         from engine.filters import apply_filters
 
-        frame = pl.read_parquet(path)
+        frame = pl.read_parquet(run_dir / "judged.parquet")
         loaded = time.perf_counter()
-        result = apply_filters(frame, FilterConfig())
-        counts, kept, table_mb = result.report["dropped"], result.report["kept"], frame.estimated_size("mb")
+        filtered = apply_filters(frame, FilterConfig())
+        result = {"read_s": round(loaded - start, 3), "filter_s": _since(loaded), "kept": filtered.report["kept"],
+                  "dropped": filtered.report["dropped"], "table_mb": round(frame.estimated_size("mb"), 1)}
+    elif mode == "exact":  # near-duplicate prompts by an exact search, to check what LSH finds
+        result = {"exact_duplicate_prompts": exact_near_duplicates(run_dir / "judged.parquet", 0.6, 2)}
     else:
         import pandas as pd
 
-        frame = pd.read_parquet(path)
+        frame = pd.read_parquet(run_dir / "judged.parquet")
         loaded = time.perf_counter()
         counts = pandas_filters(frame, FilterConfig())
-        kept, table_mb = len(frame) - sum(counts.values()), frame.memory_usage(deep=True).sum() / 2**20
-    done = time.perf_counter()
-    return {"read_s": round(loaded - start, 3), "filter_s": round(done - loaded, 3), "kept": kept, "dropped": counts,
-            "table_mb": round(table_mb, 1), "peak_rss_mb": peak_rss_mb()}
+        result = {"read_s": round(loaded - start, 3), "filter_s": _since(loaded), "kept": len(frame) - sum(counts.values()),
+                  "dropped": counts}
+    return {**result, "cpu_s": round(_cpu_s() - cpu, 1), "peak_rss_mb": peak_rss_mb()}
 
 
-def best_of(runs: list[dict]) -> dict:
-    """The fastest run, with every run's seconds and the median beside it."""
-    best = dict(min(runs, key=lambda r: r["filter_s"]))
-    seconds = sorted(r["filter_s"] for r in runs)
-    best["all_filter_s"] = [r["filter_s"] for r in runs]
-    best["median_filter_s"] = seconds[len(seconds) // 2]
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 3)
+
+
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process: steadier than wall time on a machine others share."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def best_of(runs: list[dict], key: str) -> dict:
+    """The fastest run by `key`, with every run's seconds, the median and the highest peak RSS beside it."""
+    best = dict(min(runs, key=lambda r: r[key]))
+    seconds = sorted(r[key] for r in runs)
+    best[f"all_{key}"] = [r[key] for r in runs]
+    best[f"median_{key}"] = seconds[len(seconds) // 2]
     best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
     return best
 
@@ -254,73 +342,113 @@ def run_child(*args: str) -> dict:
 
 
 def render_markdown(report: dict) -> str:
-    env = report["environment"]
+    env, goals = report["environment"], report["goals"]
     lines = [
-        f"## quality filters, {env['date']}", "",
-        f"Machine: {env['nproc']} CPUs, {env['platform']}; polars {env['polars']}, pandas {env['pandas']}, numpy {env['numpy']}.",
-        "Synthetic judged pairs (2 per prompt, 2% near-duplicate prompts planted); each engine in its own process;",
-        f"seconds = the whole filter chain on a loaded table (Parquet read excluded, `read_s` in filters.json), fastest of "
-        f"{report['repeats']} runs per engine, engines alternating (median in filters.json).", "",
-        "| pairs | polars s | pandas s | pandas/polars | polars peak RSS MB | pandas peak RSS MB | kept | near-dup dropped |",
+        f"## quality filters at ten million pairs, {env['date']}", "",
+        f"Machine: {env['nproc']} CPUs, {env['platform']}; polars {env['polars']}, numpy {env['numpy']}.",
+        "Synthetic judged pairs (2 per prompt, 2% near-duplicate prompts planted), generated in batches into RUN/judged.parquet;",
+        "filter = `filter_run` (judged.parquet read in batches, kept/dropped/report written), export = `export_run` (pairs, no SFT),",
+        f"each in its own process; fastest of {report['repeats']} runs (all runs and medians in filters.json).", "",
+        "| pairs | filter s | median | export s | kept | filter peak RSS MB | export peak RSS MB | near-dup dropped |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size, r in report["sizes"].items():
-        pol, pan = r["polars"], r["pandas"]
-        lines.append(f"| {int(size):,} | {pol['filter_s']} | {pan['filter_s']} | {r['pandas_over_polars']} | {pol['peak_rss_mb']} | "
-                     f"{pan['peak_rss_mb']} | {pol['kept']:,} | {pol['dropped']['near_duplicate_prompt']:,} |")
-    goals = {k: ("not measured" if v is None else v) for k, v in report["goals"].items()}
-    lines += ["", f"Goals: 1M pairs <= 10 s: {goals['1M_within_10s']}; "
-              f"time(1M)/time(100k) = {goals['ratio_1M_100k']} (goal <= 12)."]
+        s = r["streaming"]
+        lines.append(f"| {int(size):,} | {s['filter_s']} | {s['median_filter_s']} | {s['export_s']} | {s['kept']:,} | "
+                     f"{s['peak_rss_mb']} | {s['export_peak_rss_mb']} | {s['dropped']['near_duplicate_prompt']:,} |")
+    exact = [f"{int(size):,} pairs: LSH {r['streaming']['duplicate_prompts']:,}, exact {r['exact']['exact_duplicate_prompts']:,}"
+             for size, r in report["sizes"].items() if "exact" in r]
+    if exact:
+        lines += ["", "Near-duplicate prompts dropped: " + "; ".join(exact) + "."]
+    lines += ["", "Goals: " + "; ".join(f"{k}: {v}" for k, v in goals.items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def summarise(filters: list[dict], exports: list[dict], generated: dict) -> dict:
+    """The streaming filter's best run, with the export's best run and the generator's figures beside it."""
+    best, export = best_of(filters, "filter_s"), best_of(exports, "export_s")
+    best.update({"export_s": export["export_s"], "all_export_s": export["all_export_s"],
+                 "median_export_s": export["median_export_s"], "export_cpu_s": export["cpu_s"],
+                 "export_peak_rss_mb": export["peak_rss_mb"], "judged_mb": generated["judged_mb"],
+                 "generate_s": generated["generate_s"], "generate_peak_rss_mb": generated["peak_rss_mb"]})
+    return best
+
+
+def check_goals(sizes: dict) -> dict:
+    streaming = {int(s): r["streaming"] for s, r in sizes.items()}
+    seconds = {s: r["filter_s"] for s, r in streaming.items()}
+
+    def ratio(big: int, small: int) -> float | None:
+        return round(seconds[big] / seconds[small], 2) if {big, small} <= set(seconds) else None
+
+    largest = streaming[max(streaming)]
+    export_per_million = round(largest["export_s"] / largest["kept"] * 1e6, 1) if largest["kept"] else None
+    peak_10m = max(streaming[10_000_000]["peak_rss_mb"], streaming[10_000_000]["export_peak_rss_mb"]) \
+        if 10_000_000 in streaming else None
+    return {
+        "10M_peak_rss_mb": peak_10m,
+        "10M_within_8GiB": None if peak_10m is None else peak_10m <= 8 * 1024,
+        "ratio_10M_1M": ratio(10_000_000, 1_000_000),
+        "ratio_1M_100k": ratio(1_000_000, 100_000),
+        "1M_filter_within_10s": seconds[1_000_000] <= 10 if 1_000_000 in seconds else None,
+        f"export_s_per_1M_kept (at {max(streaming):,} pairs)": export_per_million,
+        "export_1M_kept_within_30s": None if export_per_million is None else export_per_million <= 30,
+    }
+
+
+def measure(size: int, run: Path, args: argparse.Namespace) -> dict:
+    """Generate one size, then filter and export it --repeats times; in memory and in pandas where small enough."""
+    generated = run_child("generate", str(run), str(size))  # in its own process: this one stays small
+    print(f"{size:,} pairs generated in {generated['generate_s']} s ({generated['judged_mb']} MB)", flush=True)
+    filters, exports = [], []
+    for _ in range(args.repeats):
+        for stale in ("kept.parquet", "dropped.parquet", "export"):  # each run writes anew (and disk is finite)
+            shutil.rmtree(run / stale) if (run / stale).is_dir() else (run / stale).unlink(missing_ok=True)
+        filters.append(run_child("filter", str(run)))
+        (run / "dropped.parquet").unlink()  # the export reads kept only; 10M pairs fill a small disk otherwise
+        exports.append(run_child("export", str(run)))
+        print(f"  filter {filters[-1]['filter_s']} s, export {exports[-1]['export_s']} s", flush=True)
+    result = {"streaming": summarise(filters, exports, generated)}
+    if size <= args.in_memory_up_to:
+        result["in_memory"] = run_child("in_memory", str(run))
+        result["same_counts_in_memory"] = result["in_memory"]["dropped"] == result["streaming"]["dropped"]
+        result["exact"] = run_child("exact", str(run))
+    if size <= args.pandas_up_to:
+        result["pandas"] = run_child("pandas", str(run))
+        result["same_counts_pandas"] = result["pandas"]["dropped"] == result["streaming"]["dropped"]
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="filter and export runs per size; the fastest is reported")
+    parser.add_argument("--in-memory-up-to", type=int, default=1_000_000, help="largest size also filtered in memory")
+    parser.add_argument("--pandas-up-to", type=int, default=100_000, help="largest size also filtered by pandas")
+    parser.add_argument("--dir", default=None, help="where run directories are generated (default: a temporary one)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "filters.json"))
     parser.add_argument("--write-md", action="store_true", help="append a section to --md")
     parser.add_argument("--md", default=str(REPO / "benchmarks" / "RESULTS.md"))
-    parser.add_argument("--repeats", type=int, default=3, help="runs per engine and size; the fastest is reported")
     parser.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
         return
 
-    import pandas
-
-    sizes = {}
-    with tempfile.TemporaryDirectory(prefix="charter-bench-filters-") as tmp:
+    started, sizes = datetime.datetime.now(datetime.timezone.utc), {}
+    with tempfile.TemporaryDirectory(prefix="charter-bench-filters-", dir=args.dir) as tmp:
         for size in args.sizes:
-            path = Path(tmp) / f"judged-{size}.parquet"
-            start = time.perf_counter()
-            run_child("generate", str(path), str(size))  # in its own process: this one stays small
-            print(f"{size:,} pairs generated in {time.perf_counter() - start:.1f} s", flush=True)
-            engines = ["polars"] + ([] if args.skip_pandas else ["pandas"])
-            runs = {engine: [] for engine in engines}
-            for _ in range(args.repeats):  # alternate engines, so drift on a noisy machine hits both
-                for engine in engines:
-                    runs[engine].append(run_child(engine, str(path)))
-            result = {engine: best_of(r) for engine, r in runs.items()}
-            if not args.skip_pandas:
-                result["pandas_over_polars"] = round(result["pandas"]["filter_s"] / result["polars"]["filter_s"], 2)
-                result["same_counts"] = result["pandas"]["dropped"] == result["polars"]["dropped"]
-            sizes[str(size)] = result
-            print(json.dumps(result), flush=True)
-    times = {int(s): r["polars"]["filter_s"] for s, r in sizes.items()}
-    goals = {
-        "1M_within_10s": times[1_000_000] <= 10 if 1_000_000 in times else None,
-        "ratio_1M_100k": round(times[1_000_000] / times[100_000], 2) if {100_000, 1_000_000} <= set(times) else None,
-    }
-    env = {"date": datetime.date.today().isoformat(), "nproc": os.cpu_count(), "platform": platform.platform(),
-           "polars": pl.__version__, "pandas": pandas.__version__, "numpy": np.__version__}
-    report = {"environment": env, "repeats": args.repeats, "sizes": sizes, "goals": goals}
+            sizes[str(size)] = measure(size, Path(tmp) / f"run-{size}", args)
+            shutil.rmtree(Path(tmp) / f"run-{size}")
+            print(json.dumps(sizes[str(size)]), flush=True)
+    env = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
+           "platform": platform.platform(), "polars": pl.__version__, "numpy": np.__version__}
+    report = {"environment": env, "repeats": args.repeats, "sizes": sizes, "goals": check_goals(sizes)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
-    if args.write_md and not args.skip_pandas:
+    if args.write_md:
         with open(args.md, "a", encoding="utf-8") as md:
             md.write("\n" + render_markdown(report))
         print(f"appended to {args.md}")

@@ -7,6 +7,13 @@ filters dropped. Hashing is seeded, so results are deterministic for a given Pol
 With `embedding_threshold` set, semantic paraphrases are caught too: the surviving prompts are embedded
 (all-MiniLM-L6-v2 by default, engine/embeddings.py) and every pair at or above that cosine similarity
 joins the MinHash edges before the connected components, so one cluster can mix both kinds of link.
+
+Memory follows the number of distinct prompts, not of pairs: shingles and signatures are made a batch of
+prompts at a time, and what stays for every prompt is its shingle hashes (for the exact Jaccard and the
+diversity figures) and its LSH band keys. The batch size does not change any result.
+LSH proposes a pair at exactly the threshold with probability ~0.91 (0.6: 10 bands of 3 min-hashes), so a
+few borderline pairs go unseen; which ones depends on the hash function (the exact count is in
+benchmarks/RESULTS.md, "quality filters at ten million pairs").
 """
 
 from __future__ import annotations
@@ -21,22 +28,28 @@ import polars as pl
 from engine.config import FilterConfig
 
 NUM_PERM = 32  # MinHash functions; LSH only proposes candidates, their exact Jaccard decides
+BATCH = 100_000  # prompts shingled and signed, and candidate pairs scored, at a time; results do not depend on it
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant that chains word hashes into an n-gram hash
 
 
+def drop_near_duplicate_prompts(rows: pl.DataFrame, cfg: FilterConfig,
+                                batch_size: int = BATCH) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """prompt_id -> `_dup_detail` for each prompt dropped as a near-duplicate of a kept one, and diversity figures.
 
-def drop_near_duplicate_prompts(rows: pl.DataFrame, cfg: FilterConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """prompt_id -> `_dup_detail` for each prompt dropped as a near-duplicate of a kept one, and diversity figures."""
+    `rows` holds (prompt_id, prompt), once or several times per prompt. Shingles and MinHash signatures are made
+    `batch_size` prompts at a time, candidate pairs scored `batch_size` at a time; what is kept for all prompts
+    is their shingle hashes and LSH band keys.
+    """
     prompts = rows.unique("prompt_id").sort("prompt_id")
-    owner, shingles = word_ngram_hashes(prompts["prompt"], cfg.ngram)
+    owner, shingles = shingle_in_batches(prompts["prompt"], cfg.ngram, batch_size)
     n = prompts.height
     edges: list[tuple[np.ndarray, np.ndarray]] = []
     candidates = lexical = semantic = 0
     if cfg.near_duplicate_threshold is not None and n > 1:
         bands, per_band = lsh_bands(cfg.near_duplicate_threshold, NUM_PERM)
-        u, v = lsh_candidates(minhash_signatures(owner, shingles, n, bands * per_band), bands, per_band)
+        u, v = lsh_candidates(lsh_band_keys(owner, shingles, n, bands, per_band, batch_size))
         candidates = len(u)
-        edges.append(_similar(u, v, owner, shingles, cfg.near_duplicate_threshold))
+        edges.append(_similar(u, v, owner, shingles, cfg.near_duplicate_threshold, batch_size))
         lexical = len(edges[-1][0])
     if cfg.embedding_threshold is not None and n > 1:
         from engine.embeddings import embed_texts, similar_pairs
@@ -62,6 +75,16 @@ def drop_near_duplicate_prompts(rows: pl.DataFrame, cfg: FilterConfig) -> tuple[
         f"distinct_{cfg.ngram}gram_ratio": {"checked": _distinct_ratio(shingles), "kept": _distinct_ratio(shingles[kept])},
     }
     return dropped, diversity
+
+
+def shingle_in_batches(texts: pl.Series, n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """word_ngram_hashes over `batch_size` texts at a time: its temporaries (a string per word) stay batch-sized."""
+    owners, shingles = [np.empty(0, dtype=np.int32)], [np.empty(0, dtype=np.uint64)]
+    for start in range(0, len(texts), batch_size):
+        owner, hashes = word_ngram_hashes(texts.slice(start, batch_size), n)
+        owners.append((owner + start).astype(np.int32))  # half the memory of int64, for every shingle
+        shingles.append(hashes)
+    return np.concatenate(owners), np.concatenate(shingles)
 
 
 def word_ngram_hashes(texts: pl.Series, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,29 +140,55 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return num_perm, 1
 
 
-def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows sharing a whole band; each linked to the smallest row of its bucket (linear, not all pairs)."""
+def lsh_band_keys(owner: np.ndarray, shingles: np.ndarray, n: int, bands: int, rows: int, batch_size: int) -> np.ndarray:
+    """(n, bands) hashes of each row's band of `rows` min-hashes, signed `batch_size` rows at a time."""
+    keys = np.empty((n, bands), dtype=np.uint64)
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        lo, hi = np.searchsorted(owner, [start, stop])
+        signatures = minhash_signatures(owner[lo:hi] - start, shingles[lo:hi], stop - start, bands * rows)
+        keys[start:stop] = band_keys(signatures, bands, rows)
+    return keys
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """Chain each band's `rows` min-hashes into one 64-bit key per row and band: (n, bands)."""
+    keys = signatures[:, 0::rows]  # the first min-hash of every band (signatures has bands * rows columns)
+    for j in range(1, rows):
+        keys = (keys * _MIX) ^ signatures[:, j::rows]
+    return keys
+
+
+def lsh_candidates(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sharing a band key; each linked to the smallest row of its bucket (linear, not all pairs)."""
     def band_links(band: int) -> tuple[np.ndarray, np.ndarray]:
-        key = signatures[:, band * rows]
-        for col in range(band * rows + 1, (band + 1) * rows):
-            key = (key * _MIX) ^ signatures[:, col]
+        key = keys[:, band]
         order = np.argsort(key, kind="stable")
         first = np.r_[True, key[order][1:] != key[order][:-1]]
         root = order[first][np.cumsum(first) - 1]
         linked = root != order
         return order[linked], root[linked]
 
-    links = _in_threads(band_links, range(bands))
+    links = _in_threads(band_links, range(keys.shape[1]))
     pairs = np.unique(np.stack([np.concatenate([u for u, _ in links]), np.concatenate([v for _, v in links])]), axis=1)
     return pairs[0], pairs[1]
 
 
-def _similar(u, v, owner, shingles, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Keep candidate pairs whose exact n-gram-set Jaccard reaches the threshold."""
+def _similar(u, v, owner, shingles, threshold: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep candidate pairs whose exact n-gram-set Jaccard reaches the threshold, `batch_size` pairs at a time."""
     if len(u) == 0:
         return u, v
+    starts = np.searchsorted(owner, np.arange(owner[-1] + 2))  # owner is sorted: row i's shingles are starts[i]:starts[i+1]
+    scored = [_similar_batch(u[i:i + batch_size], v[i:i + batch_size], starts, shingles, threshold)
+              for i in range(0, len(u), batch_size)]
+    return np.concatenate([a for a, _ in scored]), np.concatenate([b for _, b in scored])
+
+
+def _similar_batch(u, v, starts, shingles, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     nodes = np.unique(np.r_[u, v])
-    sets = pl.DataFrame({"owner": owner, "h": shingles}).filter(pl.col("owner").is_in(nodes)).unique()
+    lengths = starts[nodes + 1] - starts[nodes]
+    rows = np.repeat(starts[nodes] - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+    sets = pl.DataFrame({"owner": np.repeat(nodes, lengths), "h": shingles[rows]}).unique()
     sizes = sets.group_by("owner").len()
     edges = pl.DataFrame({"u": u, "v": v})
     shared = (

@@ -1,28 +1,29 @@
 """Export kept pairs as a Hugging Face dataset in TRL's conversational preference format, with a card.
 
 Layout of an export folder (written to a temporary sibling and renamed into place, so it is whole or absent):
-    TO/dataset/                  DatasetDict.save_to_disk (train/test): load with datasets.load_from_disk
+    TO/dataset/                  the DatasetDict.save_to_disk layout (train/test): load with datasets.load_from_disk
     TO/parquet/{split}.parquet   the same rows: load_dataset("parquet", data_files=...)
     TO/sft/dataset, TO/sft/parquet/{split}.parquet   SL-CAI SFT data: prompt -> final revision (`messages`)
     TO/README.md                 dataset card: HF YAML header, how it was made, recipe, filter report
 
 A record is `prompt` = [{"role": "user", ...}], `chosen`/`rejected` = [{"role": "assistant", ...}] plus
-provenance; its published schema is engine/schemas/pair.schema.json. Every exported record is validated
-here with jsonschema (the filters already enforce the same schema as Polars expressions, so a failure here
-is a bug and stops the export). Train/test are split by prompt, seeded, so no prompt is in both.
+provenance; its published schema is engine/schemas/pair.schema.json. Every exported record is checked here
+against it by the Polars expressions compiled from it (the filters already drop what fails them, so a failure
+here is a bug and stops the export), and the first records of every batch by jsonschema as well: jsonschema
+takes ~0.2 ms a record, minutes for millions. Train/test are split by prompt, seeded, so no prompt is in both.
+The kept table streams through in batches (engine/dataset_writer.py): memory does not grow with its rows.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 import numpy as np
@@ -30,41 +31,60 @@ import polars as pl
 
 from engine.config import ExportConfig
 from engine.dataset_card import dataset_card
+from engine.dataset_writer import DatasetDictWriter
 from engine.errors import CharterError
-from engine.record_schema import pair_records, validate_records
+from engine.filters import drop_schema_invalid
+from engine.parquet_batches import Table, batches, lazy
+from engine.record_schema import RECORD_SCHEMA, record_columns, validate_records
 
 SPLITS = ("train", "test")
-MAX_SHARD_BYTES = 500 * 2**20  # datasets' own default shard size
+JSONSCHEMA_ROWS_PER_BATCH = 100  # records of each batch also checked by jsonschema (the Polars checks see all)
 
 
-def split_by_prompt(records: pl.DataFrame, test_size: float, seed: int, row_id: str = "pair_id") -> dict[str, pl.DataFrame]:
-    """Seeded train/test split over prompts (over rows, by `row_id`, if there is only one prompt);
-    test >= 1 row given >= 2."""
-    key = "prompt_id" if records["prompt_id"].n_unique() >= 2 else row_id
-    groups = records[key].unique().sort()
+def split_by_prompt(rows: pl.LazyFrame, test_size: float, seed: int, row_id: str = "pair_id") -> pl.Expr:
+    """True for the rows of the test split: a seeded share of prompts (of rows, by `row_id`, if there is only one
+    prompt); test >= 1 row given >= 2. Only the distinct keys are collected, never the rows."""
+    key = "prompt_id"
+    groups = rows.select(pl.col(key).unique()).collect(engine="streaming")[key]
+    if len(groups) < 2:
+        key = row_id
+        groups = rows.select(pl.col(key).unique()).collect(engine="streaming")[key]
+    groups = groups.sort()
     n = len(groups)
     n_test = 0 if test_size <= 0 or n < 2 else min(n - 1, max(1, round(test_size * n)))
     test_keys = groups.gather(np.random.default_rng(seed).permutation(n)[:n_test])
-    is_test = pl.col(key).is_in(test_keys.implode())
-    return {"train": records.filter(~is_test), "test": records.filter(is_test)}
+    return pl.col(key).is_in(test_keys.implode())
 
 
 def export_dataset(
-    kept: pl.DataFrame, report: dict, manifest: dict, out_dir: str | Path, test_size: float = 0.1, seed: int = 0,
+    kept: Table, report: dict, manifest: dict, out_dir: str | Path, test_size: float = 0.1, seed: int = 0,
     *, sft_counts: dict[str, int] | None = None,
 ):
-    """Write kept pairs as a DatasetDict (save_to_disk + Parquet) and the dataset card into out_dir."""
+    """write_pairs, then the DatasetDict written, memory-mapped from out_dir/dataset."""
+    write_pairs(kept, report, manifest, out_dir, test_size, seed, sft_counts=sft_counts)
+    return _load(Path(out_dir) / "dataset")
+
+
+def write_pairs(
+    kept: Table, report: dict, manifest: dict, out_dir: str | Path, test_size: float = 0.1, seed: int = 0,
+    *, sft_counts: dict[str, int] | None = None,
+) -> dict[str, int]:
+    """Write kept pairs (a DataFrame or a Parquet file) as a DatasetDict (save_to_disk layout + Parquet) and the
+    dataset card into out_dir, a batch at a time, checking every record against pair.schema.json; rows per split."""
     out = Path(out_dir)
-    records = pair_records(kept)
-    validate_records(records)
-    dataset = _write_splits(split_by_prompt(records, test_size, seed), out)
-    counts = {name: dataset[name].num_rows for name in SPLITS}
-    judges = sorted(set(records["judge_model"].drop_nulls())) if records.height else []
-    (out / "README.md").write_text(dataset_card(counts, report, manifest, judges, sft_counts))
-    return dataset
+    is_test = split_by_prompt(lazy(kept), test_size, seed)
+    problem = drop_schema_invalid(lazy(kept).select(**record_columns()).collect_schema())
+
+    def records(rows: pl.LazyFrame) -> pl.LazyFrame:
+        return rows.select(**record_columns(), _test=is_test, _problem=pl.when(problem.drops).then(problem.detail))
+
+    counts = _write_splits(kept, records, out, check=_check_records)
+    judges = lazy(kept).select(pl.col("judge_model").drop_nulls().unique().sort()).collect(engine="streaming")
+    (out / "README.md").write_text(dataset_card(counts, report, manifest, judges["judge_model"].to_list(), sft_counts))
+    return counts
 
 
-def sft_records(pairs: pl.DataFrame, drop_truncated: bool = True) -> pl.DataFrame:
+def sft_records(pairs: pl.LazyFrame, drop_truncated: bool = True) -> pl.LazyFrame:
     """SL-CAI SFT rows from the pairs table: [user prompt, assistant final revision], empty/truncated ones left out."""
     revision = pl.col("response_b")
     usable = (pl.col("pair_kind") == "original-vs-revision") & (revision.str.strip_chars().str.len_chars() > 0)
@@ -74,17 +94,25 @@ def sft_records(pairs: pl.DataFrame, drop_truncated: bool = True) -> pl.DataFram
         pl.struct(pl.lit("user").alias("role"), pl.col("prompt").alias("content")),
         pl.struct(pl.lit("assistant").alias("role"), revision.alias("content")),
     )
-    return pairs.lazy().filter(usable).select(
+    return pairs.filter(usable).select(
         messages.alias("messages"), "prompt_id", pl.col("response_b_id").alias("revision_id"),
         pl.col("principle_ids").alias("critique_principle_ids"), "rounds", "constitution_version",
         "constitution_sha256", "model",
-    ).collect()
+    )
 
 
-def export_sft(pairs: pl.DataFrame, out_dir: str | Path, test_size: float = 0.1, seed: int = 0, drop_truncated: bool = True):
-    """Write SL-CAI SFT data into out_dir/sft (save_to_disk + Parquet)."""
-    records = sft_records(pairs, drop_truncated)
-    return _write_splits(split_by_prompt(records, test_size, seed, row_id="revision_id"), Path(out_dir) / "sft")
+def export_sft(pairs: Table, out_dir: str | Path, test_size: float = 0.1, seed: int = 0, drop_truncated: bool = True):
+    """write_sft, then the DatasetDict written, memory-mapped from out_dir/sft/dataset."""
+    write_sft(pairs, out_dir, test_size, seed, drop_truncated)
+    return _load(Path(out_dir) / "sft" / "dataset")
+
+
+def write_sft(pairs: Table, out_dir: str | Path, test_size: float = 0.1, seed: int = 0,
+              drop_truncated: bool = True) -> dict[str, int]:
+    """Write SL-CAI SFT data into out_dir/sft (save_to_disk layout + Parquet), a batch at a time; rows per split."""
+    is_test = split_by_prompt(sft_records(lazy(pairs), drop_truncated), test_size, seed, row_id="revision_id")
+    return _write_splits(pairs, lambda rows: sft_records(rows, drop_truncated).with_columns(_test=is_test),
+                         Path(out_dir) / "sft")
 
 
 def export_run(run_dir: str | Path, cfg: ExportConfig | None = None, *, to: str | Path | None = None,
@@ -115,9 +143,8 @@ def _export_locked(store, cfg: ExportConfig | None, to: str | Path | None, manif
         sft_counts = None
         if cfg.sft:
             drop_truncated = report.get("config", {}).get("drop_truncated", True)  # as the filters did
-            sft = export_sft(store.read("pairs"), tmp, cfg.test_size, cfg.seed, drop_truncated)
-            sft_counts = {name: sft[name].num_rows for name in SPLITS}
-        export_dataset(store.read("kept"), report, manifest, tmp, cfg.test_size, cfg.seed, sft_counts=sft_counts)
+            sft_counts = write_sft(store.readable_table("pairs"), tmp, cfg.test_size, cfg.seed, drop_truncated)
+        write_pairs(store.readable_table("kept"), report, manifest, tmp, cfg.test_size, cfg.seed, sft_counts=sft_counts)
     return out
 
 
@@ -141,35 +168,38 @@ def push_to_hub(export_dir: str | Path, repo: str) -> None:
     HfApi().upload_file(path_or_fileobj=str(folder / "README.md"), path_in_repo="README.md", repo_id=repo, repo_type="dataset")
 
 
-def _write_splits(splits: dict[str, pl.DataFrame], folder: Path):
-    """save_to_disk(folder/dataset) and folder/parquet/{split}.parquet, with plain Arrow types (not Polars' large_*)."""
-    import pyarrow.parquet as pq
-    from datasets import Dataset, DatasetDict
+def _write_splits(table: Table, records: Callable[[pl.LazyFrame], pl.LazyFrame], folder: Path,
+                  check: Callable[[pl.DataFrame], None] | None = None) -> dict[str, int]:
+    """Write records(rows) of each batch of the table into folder/dataset and folder/parquet. `records` adds
+    `_test` (and `_problem`, which `check` reads); columns starting with "_" are not written."""
+    schema = records(lazy(table)).collect_schema()
+    columns = [name for name in schema if not name.startswith("_")]
+    writer = DatasetDictWriter(folder, SPLITS, pl.Schema({name: schema[name] for name in columns}))
+    for batch in batches(table):
+        rows = records(batch.lazy()).collect()
+        if check is not None:
+            check(rows)
+        test = rows["_test"]
+        writer.write("train", rows.filter(~test).select(columns))
+        writer.write("test", rows.filter(test).select(columns))
+    return writer.close()
 
-    tables = {name: _plain_arrow(frame.to_arrow()) for name, frame in splits.items()}
-    dataset = DatasetDict({name: Dataset(table) for name, table in tables.items()})
-    # datasets writes no shard for an empty split and then cannot load it: every split gets at least one
-    shards = {name: max(1, math.ceil(table.nbytes / MAX_SHARD_BYTES)) for name, table in tables.items()}
-    dataset.save_to_disk(str(folder / "dataset"), num_shards=shards)
-    (folder / "parquet").mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        pq.write_table(table, folder / "parquet" / f"{name}.parquet")
-    return dataset
+
+def _load(folder: Path):
+    """The DatasetDict just written, memory-mapped: nothing is read into memory (export_run does not load it)."""
+    from datasets import load_from_disk
+
+    return load_from_disk(str(folder))
 
 
-def _plain_arrow(table):
-    import pyarrow as pa
-
-    def plain(t: pa.DataType) -> pa.DataType:
-        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-            return pa.string()
-        if pa.types.is_large_list(t) or pa.types.is_list(t):
-            return pa.list_(plain(t.value_type))
-        if pa.types.is_struct(t):
-            return pa.struct([pa.field(f.name, plain(f.type)) for f in t])
-        return t
-
-    return table.cast(pa.schema([pa.field(f.name, plain(f.type)) for f in table.schema]))
+def _check_records(batch: pl.DataFrame) -> None:
+    """Stop at records that break pair.schema.json: every record by the Polars checks compiled from it, and the
+    first records of each batch by jsonschema too (a difference between the two is a bug; tests compare them)."""
+    problems = batch["_problem"].drop_nulls().head(5).to_list()
+    if problems:
+        raise CharterError(f"exported records fail {RECORD_SCHEMA.name} (the schema_invalid filter should have dropped them):\n"
+                           + "\n".join(problems))
+    validate_records(batch.head(JSONSCHEMA_ROWS_PER_BATCH).select(record_columns().keys()))
 
 
 @contextmanager

@@ -6,28 +6,37 @@ judge_injection, near_duplicate_prompt, schema_invalid. Thresholds live in `Filt
 
 Near-duplicate prompts are found by engine/dedup.py (MinHash/LSH, optional embeddings).
 
+Two passes over the judged table. The first is a Polars query on the streaming engine that collects only the
+distinct prompts the row filters leave (for engine.dedup). The second marks every row with its reason, a batch
+at a time (engine/parquet_batches.py), hands kept and dropped rows on as they come and keeps only a few narrow
+values per row for the report. `filter_run` reads RUN/judged.parquet and appends to kept.parquet and
+dropped.parquet, so memory follows the batch size and the number of distinct prompts, not the number of pairs;
+`apply_filters` runs the same code over a table already in memory.
+
 Schema validity is checked twice against the one published schema, engine/schemas/pair.schema.json:
 here, every row's exported record by Polars expressions compiled from that schema
-(engine.record_schema.record_schema_checks; fast enough for millions of rows; reason `schema_invalid`); and at export, by
-jsonschema's Draft202012Validator over every exported record (engine.export), which must then find
-nothing. Here NaN numbers are also rejected (jsonschema's minimum/maximum let NaN through).
+(engine.record_schema.record_schema_checks; fast enough for millions of rows; reason `schema_invalid`); and at
+export (engine.export), by the same expressions over every exported record and by jsonschema's
+Draft202012Validator over the first records of every batch, which must then find nothing. Here NaN numbers are
+also rejected (jsonschema's minimum/maximum let NaN through).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import polars as pl
 
 from engine.config import FilterConfig
-from engine.errors import CharterError
 from engine.dedup import drop_near_duplicate_prompts
+from engine.errors import CharterError
+from engine.parquet_batches import ParquetAppender, batches
 from engine.record_schema import record_columns, record_schema_checks
-from engine.store import RunStore, write_json_atomic, write_parquet_atomic
+from engine.store import RunStore, write_json_atomic
 
-__all__ = ["FilterConfig", "FilterResult", "REASONS", "apply_filters", "filter_run"]
+__all__ = ["FilterConfig", "FilterResult", "FilteredRun", "REASONS", "apply_filters", "filter_run"]
 
 REASONS = (
     "judge_error", "swap_inconsistent", "principle_disagreement", "weak_preference", "degenerate",
@@ -137,42 +146,89 @@ ROW_FILTERS: tuple[Callable[[FilterConfig], RowFilter], ...] = (
 
 
 def apply_filters(judged: pl.DataFrame, cfg: FilterConfig) -> FilterResult:
-    """Split judged pairs into kept and dropped (with reason and detail) and report what happened."""
-    missing = [c for c in REQUIRED if c not in judged.columns]
-    if missing:
-        raise CharterError(f"judged table lacks column(s) {', '.join(missing)}; re-run the judge stage")
-    lazy = judged.lazy().with_columns(record_columns()["principle_ids"].alias("_principle_ids"))
+    """Split judged pairs held in memory into kept and dropped (with reason and detail), and report what happened."""
+    duplicates, diversity = _near_duplicates(_checked(judged.lazy()), cfg, engine="auto")
+    kept, dropped = [], []
+    values = mark_batches(batches(judged), cfg, duplicates, {"kept": kept.append, "dropped": dropped.append})
+    return FilterResult(pl.concat(kept), pl.concat(dropped), filter_report(summarise(values), diversity, cfg))
+
+
+def mark_batches(judged: Iterable[pl.DataFrame], cfg: FilterConfig, duplicates: pl.DataFrame,
+                 sinks: dict[str, Callable[[pl.DataFrame], None]]) -> pl.DataFrame:
+    """Mark each batch of judged rows, hand its kept and dropped rows to sinks["kept"] and sinks["dropped"], and
+    return the narrow per-row values the report is computed from: one pass over the rows does all three."""
+    values = []
+    for batch in judged:
+        marked = mark_drops(batch.lazy(), cfg, duplicates)
+        kept, dropped, batch_values = pl.collect_all([*split_kept_dropped(marked, batch.columns), report_values(marked)])
+        sinks["kept"](kept)
+        sinks["dropped"](dropped)
+        values.append(batch_values)
+    return pl.concat(values)
+
+
+def surviving_prompts(judged: pl.LazyFrame, cfg: FilterConfig) -> pl.LazyFrame:
+    """Distinct (prompt_id, prompt) of the pairs no row filter drops: all that near-duplicate detection reads."""
+    filters, conditions = _row_filters(cfg)
+    dropped = pl.any_horizontal(f.drops for f in filters)
+    return judged.with_columns(**conditions).filter(~dropped).select("prompt_id", "prompt").unique("prompt_id")
+
+
+def mark_drops(judged: pl.LazyFrame, cfg: FilterConfig, duplicates: pl.DataFrame) -> pl.LazyFrame:
+    """The judged rows plus drop_reason and drop_detail (null where kept), row by row: the row filters, then
+    `duplicates` (prompt_id -> _dup_detail, from engine.dedup), then the schema."""
+    columns = judged.collect_schema().names()
+    lazy = judged.with_columns(record_columns()["principle_ids"].alias("_principle_ids"))
     schema = drop_schema_invalid(lazy.select(**record_columns()).collect_schema(), {"principle_ids": pl.col("_principle_ids")})
-    # Every condition becomes a column first: Polars does not share subexpressions between the reason,
-    # the detail and the drop flags, and some conditions (stripping whole responses) are costly.
-    conditions: dict[str, pl.Expr] = {}
-    rows = []
-    for i, make in enumerate(ROW_FILTERS):
-        row_filter, columns = make(cfg).on_columns(f"_check{i}_")
-        rows.append(row_filter)
-        conditions.update(columns)
     schema, schema_conditions = schema.on_columns("_schema_check_")
-    marked = lazy.with_columns(**conditions, **schema_conditions).with_columns(
-        _first(rows, lambda f: f.detail).alias("drop_detail"),
-        _first(rows, lambda f: pl.lit(f.reason)).alias("drop_reason"),
+    filters, conditions = _row_filters(cfg)
+    # joined batch by batch; the right side holds the duplicate prompts only
+    lazy = lazy.join(duplicates.lazy(), on="prompt_id", how="left", maintain_order="left")
+    duplicate, schema_invalid = pl.col("_dup_detail").is_not_null(), pl.col("_schema_drop")
+    return lazy.with_columns(**conditions, **schema_conditions).with_columns(
+        _first(filters, lambda f: f.detail).alias("drop_detail"),
+        _first(filters, lambda f: pl.lit(f.reason)).alias("drop_reason"),
         schema.drops.alias("_schema_drop"),
         schema.detail.alias("_schema_detail"),
-    ).select(*judged.columns, "drop_detail", "drop_reason", "_schema_drop", "_schema_detail").collect()
-    # select before filter: filtering first would copy every text column of the surviving rows
-    survivors = marked.select("prompt_id", "prompt", "drop_reason").filter(pl.col("drop_reason").is_null())
-    duplicates, diversity = drop_near_duplicate_prompts(survivors, cfg)
-    # a lookup, not a join: a join would copy the whole table once more
-    dup_detail = pl.col("prompt_id").replace_strict(duplicates["prompt_id"], duplicates["_dup_detail"], default=None,
-                                                    return_dtype=pl.String)
-    marked = marked.with_columns(dup_detail.alias("_dup_detail")).with_columns(
-        pl.coalesce("drop_reason", pl.when(pl.col("_dup_detail").is_not_null()).then(pl.lit("near_duplicate_prompt")),
-                    pl.when("_schema_drop").then(pl.lit("schema_invalid"))),
-        pl.coalesce("drop_detail", "_dup_detail", pl.when("_schema_drop").then("_schema_detail")),
+    ).select(
+        *columns,
+        pl.coalesce("drop_reason", pl.when(duplicate).then(pl.lit("near_duplicate_prompt")),
+                    pl.when(schema_invalid).then(pl.lit("schema_invalid"))),
+        pl.coalesce("drop_detail", "_dup_detail", pl.when(schema_invalid).then("_schema_detail")),
     )
-    reason = marked["drop_reason"]  # split by select-then-filter: only the output columns are gathered
-    kept = marked.select(judged.columns).filter(reason.is_null())
-    dropped = marked.select(*judged.columns, "drop_reason", "drop_detail").filter(reason.is_not_null())
-    return FilterResult(kept, dropped, filter_report(judged, kept, dropped, diversity, cfg))
+
+
+def split_kept_dropped(marked: pl.LazyFrame, columns: list[str]) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Kept rows (the input columns) and dropped rows (plus drop_reason and drop_detail)."""
+    kept = pl.col("drop_reason").is_null()
+    return marked.filter(kept).select(columns), marked.filter(~kept).select(*columns, "drop_reason", "drop_detail")
+
+
+def _row_filters(cfg: FilterConfig) -> tuple[list[RowFilter], dict[str, pl.Expr]]:
+    """The row filters reading their conditions from columns, and those columns' expressions.
+
+    Every condition becomes a column first: Polars does not share subexpressions between the reason,
+    the detail and the drop flags, and some conditions (stripping whole responses) are costly.
+    """
+    filters, conditions = [], {}
+    for i, make in enumerate(ROW_FILTERS):
+        row_filter, columns = make(cfg).on_columns(f"_check{i}_")
+        filters.append(row_filter)
+        conditions.update(columns)
+    return filters, conditions
+
+
+def _checked(judged: pl.LazyFrame) -> pl.LazyFrame:
+    """The judged table, refused with one clear error when a column the filters read is missing."""
+    missing = [c for c in REQUIRED if c not in judged.collect_schema().names()]
+    if missing:
+        raise CharterError(f"judged table lacks column(s) {', '.join(missing)}; re-run the judge stage")
+    return judged
+
+
+def _near_duplicates(judged: pl.LazyFrame, cfg: FilterConfig, engine: str) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Pass 1: the distinct prompts the row filters leave, then engine.dedup over them."""
+    return drop_near_duplicate_prompts(surviving_prompts(judged, cfg).collect(engine=engine), cfg)
 
 
 def _first(filters: list[RowFilter], value: Callable[[RowFilter], pl.Expr]) -> pl.Expr:
@@ -193,50 +249,77 @@ def _chars(column: str) -> pl.Expr:
 
 # --- report and run I/O -----------------------------------------------------------------------------
 
+MEASURES = ("margin", "principle_agreement", "chosen_chars", "rejected_chars")
+STATS = {"min": lambda e: e.min(), "p25": lambda e: e.quantile(0.25), "median": lambda e: e.median(),
+         "p75": lambda e: e.quantile(0.75), "max": lambda e: e.max(), "mean": lambda e: e.mean()}
 
-def filter_report(
-    judged: pl.DataFrame, kept: pl.DataFrame, dropped: pl.DataFrame, diversity: dict, cfg: FilterConfig
-) -> dict[str, Any]:
+
+def report_values(marked: pl.LazyFrame) -> pl.LazyFrame:
+    """Per row, the few narrow values the report needs (~30 bytes): kept for all rows while the texts stream on."""
+    scored = pl.col("chosen").is_not_null()
+    return marked.select(
+        pl.col("drop_reason").is_null().alias("kept"),
+        pl.col("drop_reason").cast(pl.Enum(REASONS)),
+        scored.alias("scored"),
+        (scored & pl.col("swap_consistent").is_null()).alias("no_orders"),
+        (scored & pl.col("principle_agreement").is_null()).alias("no_principles"),
+        pl.col("margin").cast(pl.Float64),
+        pl.col("principle_agreement").cast(pl.Float64),
+        pl.col("chosen").str.len_chars().alias("chosen_chars"),
+        pl.col("rejected").str.len_chars().alias("rejected_chars"),
+    )
+
+
+def summarise(values: pl.DataFrame) -> dict[str, Any]:
+    """Counts and statistics over all rows' report values, as one flat dict (filter_report nests it)."""
+    kept, scored, reason = pl.col("kept"), pl.col("scored"), pl.col("drop_reason")
+    longer = pl.col("chosen_chars") > pl.col("rejected_chars")
+    measures = {name: pl.col(name).cast(pl.Float64) for name in MEASURES}
+    return values.select(
+        pl.len().alias("input"),
+        kept.sum().alias("kept"),
+        *((reason == r).sum().alias(f"dropped/{r}") for r in REASONS),
+        pl.col("no_orders").sum().alias("not_applicable/swap_inconsistent"),
+        pl.col("no_principles").sum().alias("not_applicable/principle_disagreement"),
+        *(f(e).alias(f"input/{name}/{stat}") for name, e in measures.items() for stat, f in STATS.items()),
+        *(f(e.filter(kept)).alias(f"kept/{name}/{stat}") for name, e in measures.items() for stat, f in STATS.items()),
+        longer.filter(scored).mean().alias("input/chosen_longer"),
+        longer.filter(scored & kept).mean().alias("kept/chosen_longer"),
+    ).row(0, named=True)
+
+
+def filter_report(summary: dict[str, Any], diversity: dict, cfg: FilterConfig) -> dict[str, Any]:
     """Counts per reason in filter order (they add up to the input), distributions before and after."""
-    counts = dict(dropped.group_by("drop_reason").len().iter_rows())
     return {
-        "input": judged.height,
-        "kept": kept.height,
-        "dropped": {reason: counts.get(reason, 0) for reason in REASONS},
+        "input": summary["input"],
+        "kept": summary["kept"],
+        "dropped": {reason: summary[f"dropped/{reason}"] for reason in REASONS},
         # checks a judge method cannot have failed: no orders (pointwise, reward model), no principles
-        "not_applicable": {
-            "swap_inconsistent": int(judged.select(pl.col("chosen").is_not_null() & pl.col("swap_consistent").is_null()).sum().item()),
-            "principle_disagreement": int(judged.select(pl.col("chosen").is_not_null() & pl.col("principle_agreement").is_null()).sum().item()),
-        },
+        "not_applicable": {name: summary[f"not_applicable/{name}"] for name in ("swap_inconsistent", "principle_disagreement")},
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-        "distributions": {"input": _distributions(judged), "kept": _distributions(kept)},
-        "chosen_longer_share": {"input": _chosen_longer(judged), "kept": _chosen_longer(kept)},
+        "distributions": {
+            rows: {name: {stat: _round(summary[f"{rows}/{name}/{stat}"]) for stat in STATS} for name in MEASURES}
+            for rows in ("input", "kept")
+        },
+        "chosen_longer_share": {rows: _round(summary[f"{rows}/chosen_longer"]) for rows in ("input", "kept")},
         "diversity": diversity,
     }
-
-
-def _distributions(frame: pl.DataFrame) -> dict[str, dict[str, float | None]]:
-    columns = {"margin": pl.col("margin"), "principle_agreement": pl.col("principle_agreement"),
-               "chosen_chars": _chars("chosen"), "rejected_chars": _chars("rejected")}
-    stats = {"min": lambda e: e.min(), "p25": lambda e: e.quantile(0.25), "median": lambda e: e.median(),
-             "p75": lambda e: e.quantile(0.75), "max": lambda e: e.max(), "mean": lambda e: e.mean()}
-    row = frame.select(
-        *(f(e.cast(pl.Float64)).alias(f"{name}/{stat}") for name, e in columns.items() for stat, f in stats.items())
-    ).row(0, named=True)
-    return {name: {stat: _round(row[f"{name}/{stat}"]) for stat in stats} for name in columns}
-
-
-def _chosen_longer(frame: pl.DataFrame) -> float | None:
-    longer = (_chars("chosen") > _chars("rejected")).filter(pl.col("chosen").is_not_null())  # filter the flags, not the table
-    return _round(frame.select(longer.mean()).item())
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-def filter_run(run_dir: str | Path, cfg: FilterConfig | None = None) -> FilterResult:
-    """Filter RUN/judged.parquet into kept/dropped/filter_report (atomic writes); cfg defaults to the run's recipe."""
+@dataclass(frozen=True)
+class FilteredRun:
+    kept: Path  # RUN/kept.parquet
+    dropped: Path  # RUN/dropped.parquet
+    report: dict[str, Any]  # also in RUN/filter_report.json
+
+
+def filter_run(run_dir: str | Path, cfg: FilterConfig | None = None) -> FilteredRun:
+    """Filter RUN/judged.parquet into kept/dropped/filter_report a batch at a time: memory follows the batch size
+    and the number of distinct prompts, not the number of pairs. cfg defaults to the run's recipe."""
     from engine.config import filter_config
 
     if not Path(run_dir, "judged.parquet").is_file():
@@ -244,8 +327,13 @@ def filter_run(run_dir: str | Path, cfg: FilterConfig | None = None) -> FilterRe
     with RunStore(run_dir) as store:
         if cfg is None:
             cfg = filter_config(store.read_manifest().get("recipe", {}).get("filter"), str(store.root / "manifest.json"))
-        result = apply_filters(store.read("judged"), cfg)
-        write_parquet_atomic(result.kept, store.table_path("kept"))
-        write_parquet_atomic(result.dropped, store.table_path("dropped"))
-        write_json_atomic(result.report, store.root / "filter_report.json")
-    return result
+        judged = store.readable_table("judged")
+        duplicates, diversity = _near_duplicates(_checked(pl.scan_parquet(judged)), cfg, engine="streaming")  # pass 1
+        columns = pl.scan_parquet(judged).collect_schema()
+        paths = {"kept": store.table_path("kept"), "dropped": store.table_path("dropped")}
+        with ParquetAppender(paths["kept"], columns) as kept, \
+                ParquetAppender(paths["dropped"], {**columns, "drop_reason": pl.String, "drop_detail": pl.String}) as dropped:
+            values = mark_batches(batches(judged), cfg, duplicates, {"kept": kept.append, "dropped": dropped.append})
+        report = filter_report(summarise(values), diversity, cfg)
+        write_json_atomic(report, store.root / "filter_report.json")
+    return FilteredRun(paths["kept"], paths["dropped"], report)

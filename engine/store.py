@@ -196,14 +196,18 @@ class RunStore:
 
     def scan(self, stage: str) -> pl.LazyFrame:
         """The stage's table as a lazy scan, for passes that stream it instead of holding it (filter, export)."""
+        return pl.scan_parquet(self.readable_table(stage))
+
+    def readable_table(self, stage: str) -> Path:
+        """The stage's table file, checked: a missing or cut-short file fails here, not halfway through a pass."""
         path = self.table_path(stage)
         if not path.is_file():
             raise CharterError(f"{self.root}: no '{stage}' table yet; run the stages before it first")
         try:
-            pq.read_metadata(path)  # a cut-short file fails here, not halfway through a pass
+            pq.read_metadata(path)
         except Exception as exc:
             raise _unreadable(path, exc) from None
-        return pl.scan_parquet(path)
+        return path
 
     def read_manifest(self, move_damaged: bool = False) -> dict[str, Any]:
         """The manifest ({} when there is none). A damaged one is an error naming it, or, with

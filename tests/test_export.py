@@ -275,3 +275,31 @@ def test_the_dataset_card_holds_no_absolute_path_of_this_machine(tmp_path):
     card = (tmp_path / "out" / "README.md").read_text()
     assert str(tmp_path) not in card and str(REPO) not in card
     assert "models/policy" in card and "demo.jsonl" in card
+
+
+def test_an_export_streamed_in_many_batches_and_shards_holds_the_same_rows(tmp_path, monkeypatch):
+    import engine.dataset_writer
+    import engine.parquet_batches
+
+    kept, report = kept_pairs(pairs_per_prompt=3)
+    whole = export_dataset(kept, report, MANIFEST, tmp_path / "whole", test_size=0.25, seed=3)
+    monkeypatch.setattr(engine.parquet_batches, "BATCH_BYTES", 2_000)
+    monkeypatch.setattr(engine.dataset_writer, "MAX_SHARD_BYTES", 1)  # a new shard for every batch
+    kept.write_parquet(tmp_path / "kept.parquet")
+    batched = export_dataset(tmp_path / "kept.parquet", report, MANIFEST, tmp_path / "batched", test_size=0.25, seed=3)
+    for split in ("train", "test"):
+        assert batched[split].to_list() == whole[split].to_list()
+        parquet = load_dataset("parquet", data_files=str(tmp_path / "batched" / "parquet" / f"{split}.parquet"))["train"]
+        assert parquet.to_list() == whole[split].to_list()
+    assert len(list((tmp_path / "batched" / "dataset" / "train").glob("data-*-of-*.arrow"))) > 1
+
+
+def test_a_record_that_breaks_the_schema_in_a_later_batch_still_stops_the_export(tmp_path, monkeypatch):
+    import engine.parquet_batches
+
+    kept, report = kept_pairs()
+    last = kept["pair_id"][-1]
+    broken = kept.with_columns(pl.when(pl.col("pair_id") == last).then(1.7).otherwise(pl.col("p_chosen")).alias("p_chosen"))
+    monkeypatch.setattr(engine.parquet_batches, "BATCH_BYTES", 2_000)
+    with pytest.raises(CharterError, match=f"pair {last}: p_chosen"):
+        export_dataset(broken, report, MANIFEST, tmp_path)
