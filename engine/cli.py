@@ -161,6 +161,49 @@ def constitution_preview(
         console.print(table)
 
 
+@constitution_app.command("impact")
+@user_errors
+def constitution_impact(
+    old: Path = typer.Argument(..., help="the constitution the run was judged under"),
+    new: Path = typer.Argument(..., help="the edited constitution"),
+    run: Path = typer.Option(..., "--run", help="run directory with judged pairs (read only; nothing in it changes)"),
+    sample: int = typer.Option(None, "--sample", min=1, help="judge a seeded sample of this many pairs (default: all)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the sample"),
+    out: Path = typer.Option(None, "--out", help="output folder (default: ./impact-RUN-OLDHASH-NEWHASH); "
+                             "re-running into it resumes"),
+    rescore_all: bool = typer.Option(False, "--rescore-all", help="score every vote again, reusing none: the cost "
+                                     "of a full re-judge, for comparison"),
+) -> None:
+    """What an edit does to a run's labels: flips, margin and agreement shifts, filter transitions. Votes whose
+    inputs did not change are reused from the run; only edited, added and newly sampled principles cost model calls."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from engine.impact import constitution_impact as impact
+
+    with Progress(TextColumn("[bold]re-judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task("pairs", total=None)
+        result = impact(old, new, run, out_dir=out, sample=sample, seed=seed, rescore_all=rescore_all,
+                        progress=lambda n, total: bar.update(task, advance=n, total=total))
+    r = result.report
+    changes = Table(title=f"impact of {r['new']['path']} ({r['new']['version']}) on {r['run']}")
+    for column in ("principle", "change", "judge reads it", "pairs touched", "flips", "mean margin change"):
+        changes.add_column(column, justify="left" if column in ("principle", "change") else "right")
+    for c in r["labels"]["by_change"]:
+        changes.add_row(c["principle_id"], c["change"], "yes" if c["judge_reads"] else "no", str(c["pairs"]), str(c["flips"]),
+                        "-" if c["mean_margin_change"] is None else f"{c['mean_margin_change']:+.4f}")
+    console.print(changes)
+    cost, labels, filters = r["cost"], r["labels"], r["filters"]
+    console.print(f"votes: {cost['votes_reused']} reused, {cost['votes_scored']} scored ({cost['model_calls']} model calls "
+                  f"now, {cost['seconds']} s); flips: {labels['flips']} of {r['sample']['pairs']} pairs; kept by the "
+                  f"filters: {filters['kept_before']} -> {filters['kept_after']} "
+                  f"(kept->dropped {sum(filters['kept_to_dropped'].values())}, dropped->kept "
+                  f"{sum(filters['dropped_to_kept'].values())})", highlight=False)
+    console.print(f"report: {result.out_dir / 'impact.md'} and impact.json; re-judged pairs: {result.out_dir / 'rejudged.parquet'}",
+                  highlight=False)
+
+
 @constitution_app.command("import")
 @user_errors
 def constitution_import(

@@ -95,6 +95,7 @@ class ExportConfig:
     test_size: float = 0.1  # share of prompts held out; pairs of one prompt stay in one split
     seed: int = 0
     sft: bool = True  # also write SL-CAI SFT data (prompt -> final revision) to TO/sft
+    allow_mixed_constitutions: bool = False  # export pairs judged under different constitutions together
 
 
 @dataclass(frozen=True)

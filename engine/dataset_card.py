@@ -11,7 +11,7 @@ import yaml
 
 
 def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: list[str],
-                 sft_counts: dict[str, int] | None = None) -> str:
+                 sft_counts: dict[str, int] | None = None, constitutions: list[dict] | None = None) -> str:
     """README.md: the Hub's YAML header (configs point at the Parquet files) and how the data was made."""
     recipe = publishable(json.loads(json.dumps(manifest.get("recipe", {}), default=str)))  # tuples -> lists for YAML
     constitution, model = manifest.get("constitution", {}), publishable(manifest.get("model", {}).get("name", "?"))
@@ -44,8 +44,7 @@ def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: l
         "## How it was made", "",
         f"- policy model: `{model}` (backend `{manifest.get('backend', '?')}`)",
         f"- judge model: {', '.join(f'`{j}`' for j in judges) or '-'}",
-        f"- constitution: `{constitution.get('name', '?')}` version `{constitution.get('version', '?')}`, "
-        f"sha256 `{constitution.get('sha256', '?')}`",
+        *_constitution_lines(constitution, constitutions or []),
         f"- prompts: `{source}` ({prompts.get('path', '?')})",
         f"- charter {manifest.get('charter_version', '?')}; packages: "
         + (", ".join(f"{k} {v}" for k, v in manifest.get("packages", {}).items() if v) or "-"), "",
@@ -71,6 +70,16 @@ def dataset_card(counts: dict[str, int], report: dict, manifest: dict, judges: l
         f"(`{source}`) under their own terms. Check both before redistributing or training on this data.", "",
     ]
     return "\n".join(lines)
+
+
+def _constitution_lines(current: dict, used: list[dict]) -> list[str]:
+    """The constitution line; when the pairs were judged under several (allow_mixed_constitutions), one per each."""
+    if len(used) <= 1:
+        return [f"- constitution: `{current.get('name', '?')}` version `{current.get('version', '?')}`, "
+                f"sha256 `{current.get('sha256', '?')}`"]
+    lines = [f"- constitutions: the pairs were judged under {len(used)} constitutions (exported together with "
+             "`allow_mixed_constitutions`); each record's `constitution_sha256` says which:"]
+    return lines + [f"  - version `{c['version']}`, sha256 `{c['sha256']}`: {c['pairs']} pairs" for c in used]
 
 
 def publishable(value: Any) -> Any:

@@ -58,20 +58,28 @@ def split_by_prompt(rows: pl.LazyFrame, test_size: float, seed: int, row_id: str
 
 def export_dataset(
     kept: Table, report: dict, manifest: dict, out_dir: str | Path, test_size: float = 0.1, seed: int = 0,
-    *, sft_counts: dict[str, int] | None = None,
+    *, sft_counts: dict[str, int] | None = None, allow_mixed_constitutions: bool = False,
 ):
     """write_pairs, then the DatasetDict written, memory-mapped from out_dir/dataset."""
-    write_pairs(kept, report, manifest, out_dir, test_size, seed, sft_counts=sft_counts)
+    write_pairs(kept, report, manifest, out_dir, test_size, seed, sft_counts=sft_counts,
+                allow_mixed_constitutions=allow_mixed_constitutions)
     return _load(Path(out_dir) / "dataset")
 
 
 def write_pairs(
     kept: Table, report: dict, manifest: dict, out_dir: str | Path, test_size: float = 0.1, seed: int = 0,
-    *, sft_counts: dict[str, int] | None = None,
+    *, sft_counts: dict[str, int] | None = None, allow_mixed_constitutions: bool = False,
 ) -> dict[str, int]:
     """Write kept pairs (a DataFrame or a Parquet file) as a DatasetDict (save_to_disk layout + Parquet) and the
-    dataset card into out_dir, a batch at a time, checking every record against pair.schema.json; rows per split."""
+    dataset card into out_dir, a batch at a time, checking every record against pair.schema.json; rows per split.
+    Pairs labelled under two or more constitutions are refused unless `allow_mixed_constitutions`."""
     out = Path(out_dir)
+    constitutions = constitution_counts(kept)
+    if len(constitutions) > 1 and not allow_mixed_constitutions:
+        listing = "; ".join(f"sha256 {c['sha256']} (version {c['version']}, {c['pairs']} pairs)" for c in constitutions)
+        raise CharterError(f"the kept pairs were judged under {len(constitutions)} constitutions: {listing}. A dataset "
+                           "should come from one: re-run the recipe under one constitution, or set "
+                           "`export: {allow_mixed_constitutions: true}` to publish them together (the card lists each)")
     is_test = split_by_prompt(lazy(kept), test_size, seed)
     problem = drop_schema_invalid(lazy(kept).select(**record_columns()).collect_schema())
 
@@ -80,8 +88,16 @@ def write_pairs(
 
     counts = _write_splits(kept, records, out, check=_check_records)
     judges = lazy(kept).select(pl.col("judge_model").drop_nulls().unique().sort()).collect(engine="streaming")
-    (out / "README.md").write_text(dataset_card(counts, report, manifest, judges["judge_model"].to_list(), sft_counts))
+    (out / "README.md").write_text(dataset_card(counts, report, manifest, judges["judge_model"].to_list(), sft_counts,
+                                                constitutions=constitutions))
     return counts
+
+
+def constitution_counts(kept: Table) -> list[dict]:
+    """Each constitution the kept pairs were judged under (sha256, version) with its number of pairs, most first."""
+    counts = (lazy(kept).group_by("constitution_sha256", "constitution_version").len()
+              .sort(["len", "constitution_sha256"], descending=[True, False]).collect(engine="streaming"))
+    return [{"sha256": sha, "version": version, "pairs": n} for sha, version, n in counts.iter_rows()]
 
 
 def sft_records(pairs: pl.LazyFrame, drop_truncated: bool = True) -> pl.LazyFrame:
@@ -144,7 +160,8 @@ def _export_locked(store, cfg: ExportConfig | None, to: str | Path | None, manif
         if cfg.sft:
             drop_truncated = report.get("config", {}).get("drop_truncated", True)  # as the filters did
             sft_counts = write_sft(store.readable_table("pairs"), tmp, cfg.test_size, cfg.seed, drop_truncated)
-        write_pairs(store.readable_table("kept"), report, manifest, tmp, cfg.test_size, cfg.seed, sft_counts=sft_counts)
+        write_pairs(store.readable_table("kept"), report, manifest, tmp, cfg.test_size, cfg.seed, sft_counts=sft_counts,
+                    allow_mixed_constitutions=cfg.allow_mixed_constitutions)
     return out
 
 

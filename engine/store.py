@@ -142,6 +142,11 @@ class RunStore:
                 self.damaged[stage] = self.damaged.get(stage, 0) + 1
         return readable
 
+    def shard_rows(self, stage: str) -> pl.LazyFrame | None:
+        """Every readable shard of the stage as one lazy frame (None when there is none yet)."""
+        shards = self._shards(stage)
+        return pl.concat([pl.scan_parquet(s) for s in shards], how="diagonal_relaxed") if shards else None
+
     def done_keys(self, stage: str) -> set[str]:
         shards = self._shards(stage)
         if not shards:

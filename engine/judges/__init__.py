@@ -67,12 +67,33 @@ def judge_items(pair_id: Sequence[str], prompt: Sequence[str], response_a: Seque
                          "response_a": list(response_a), "response_b": list(response_b)}, schema=ITEM_SCHEMA)
 
 
+ONLY_PRINCIPLES = "only_principles"  # optional item column: score just these principle ids (constitution impact)
+
+
 def sample_principles(constitution: Constitution, k: int, pair_id: str, seed: int) -> list[Principle]:
     """k principles per pair, seeded by the pair (the same ones whichever method or batch asks); 0 = all."""
     principles = list(constitution.principles)
     if k <= 0 or k >= len(principles):
         return principles
     return random.Random(derived_seed(seed, pair_id, "judge")).sample(principles, k)
+
+
+def pair_principles(items: pl.DataFrame, constitution: Constitution, k: int, seed: int) -> list[list[Principle]]:
+    """The principles each item is scored under: its seeded sample, or, when the items carry an
+    `only_principles` list (impact re-scoring just the edited or added ones), exactly those."""
+    if ONLY_PRINCIPLES not in items.columns:
+        return [sample_principles(constitution, k, pair_id, seed) for pair_id in items["pair_id"]]
+    by_id = {p.id: p for p in constitution.principles}
+    return [[by_id[i] for i in ids] for ids in items[ONLY_PRINCIPLES].to_list()]
+
+
+def vote_inputs(method: JudgeMethod, constitution: Constitution, principle: Principle) -> Any:
+    """What a vote under `principle` reads from the constitution: two votes with equal inputs (same pair,
+    order/side, judge) are the same vote. A method says so with `vote_inputs`; else, conservatively, all of it."""
+    own = getattr(method, "vote_inputs", None)
+    if own is not None:
+        return own(constitution, principle)
+    return (principle, constitution.judge, constitution.few_shot)
 
 
 def pair_aggregate(per_principle: pl.LazyFrame) -> pl.DataFrame:

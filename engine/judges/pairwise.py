@@ -16,7 +16,7 @@ import polars as pl
 from engine.backends import Backend, GenerationRequest, ScoreRequest
 from engine.config import JudgeConfig
 from engine.constitution import Constitution
-from engine.judges import pair_aggregate, sample_principles
+from engine.judges import pair_aggregate, pair_principles
 from engine.judges.prompt import ANSWER_PREFIX, COT_ANSWER, judge_messages, judge_template, render_conversation
 from engine.keys import derived_seed
 
@@ -36,9 +36,11 @@ def collect_votes(items: pl.DataFrame, backend: Backend, cfg: JudgeConfig, const
     template = judge_template(constitution.judge, backend)
     conversations = items["conversation"].to_list() if "conversation" in items.columns else [None] * items.height
     keys, requests = [], []
-    for pair_id, prompt, a, b, conv in zip(items["pair_id"], items["prompt"], items["response_a"], items["response_b"], conversations):
+    plans = pair_principles(items, constitution, cfg.principles, seed)
+    for pair_id, prompt, a, b, conv, principles in zip(items["pair_id"], items["prompt"], items["response_a"], items["response_b"],
+                                                       conversations, plans):
         conversation = render_conversation(prompt, conv)
-        for principle in sample_principles(constitution, cfg.principles, pair_id, seed):
+        for principle in principles:
             for order in ORDERS:
                 first, second = (a, b) if order == "ab" else (b, a)
                 keys.append((pair_id, principle.id, order))
@@ -95,6 +97,10 @@ class PairwiseJudge:
 
     def label(self, cfg: JudgeConfig) -> str:
         return "cot" if cfg.cot else "logprob"
+
+    def vote_inputs(self, constitution: Constitution, principle) -> tuple:
+        """A vote reads the principle's comparison question and the constitution's judge section (template, labels, shots)."""
+        return principle.comparison, constitution.judge
 
     def votes(self, items: pl.DataFrame, backend: Backend, cfg: JudgeConfig, constitution: Constitution, seed: int) -> pl.DataFrame:
         return collect_votes(items, backend, cfg, constitution, seed)

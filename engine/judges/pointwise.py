@@ -15,7 +15,7 @@ import polars as pl
 from engine.backends import Backend, ScoreRequest
 from engine.config import JudgeConfig
 from engine.constitution import Constitution
-from engine.judges import pair_aggregate, sample_principles
+from engine.judges import pair_aggregate, pair_principles
 from engine.judges.prompt import POINTWISE_LABELS, POINTWISE_PREFIX, option_tokens, pointwise_messages, render_conversation
 
 VOTE_SCHEMA = {"pair_id": pl.String, "principle_id": pl.String, "side": pl.String, "score": pl.Float64, "error": pl.String}
@@ -26,9 +26,10 @@ def collect_votes(items: pl.DataFrame, backend: Backend, cfg: JudgeConfig, const
     tokens = option_tokens(POINTWISE_LABELS, backend)
     conversations = items["conversation"].to_list() if "conversation" in items.columns else [None] * items.height
     keys, requests = [], []
-    for pair_id, prompt, a, b, conv in zip(items["pair_id"], items["prompt"], items["response_a"], items["response_b"], conversations):
+    plans = pair_principles(items, constitution, cfg.principles, seed)
+    for pair_id, prompt, a, b, conv, principles in zip(items["pair_id"], items["prompt"], items["response_a"], items["response_b"],
+                                                       conversations, plans):
         conversation = render_conversation(prompt, conv)
-        principles = sample_principles(constitution, cfg.principles, pair_id, seed)
         for side, response in (("a", a), ("b", b)):
             for principle in principles:  # one response's questions in a row: they share its prefix
                 keys.append((pair_id, principle.id, side))
@@ -69,6 +70,10 @@ class PointwiseJudge:
 
     def label(self, cfg: JudgeConfig) -> str:
         return "pointwise"
+
+    def vote_inputs(self, constitution: Constitution, principle) -> tuple:
+        """A vote reads only the principle's yes/no check (the prompt template is charter's, not the constitution's)."""
+        return (principle.check,)
 
     def votes(self, items: pl.DataFrame, backend: Backend, cfg: JudgeConfig, constitution: Constitution, seed: int) -> pl.DataFrame:
         return collect_votes(items, backend, cfg, constitution, seed)

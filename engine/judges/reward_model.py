@@ -29,6 +29,10 @@ class RewardModelJudge:
     def label(self, cfg: JudgeConfig) -> str:
         return "reward_model"
 
+    def vote_inputs(self, constitution: Constitution, principle) -> tuple:
+        """The reward model reads no principle text: a constitution edit changes none of its votes."""
+        return ()
+
     def votes(self, items: pl.DataFrame, backend: Backend, cfg: JudgeConfig, constitution: Constitution, seed: int) -> pl.DataFrame:
         if not hasattr(backend, "score_replies"):
             raise CharterError(f"judge.mode reward_model needs the reward_model backend, not {backend.name!r}")
