@@ -4,8 +4,10 @@ The run's judged pairs (a seeded sample, or all) are judged again under NEW with
 (model, backend, mode, k, seed). A vote is reused from the run when its inputs did not change: same
 pair, same principle id, and the same text of what that judge method reads from the constitution
 (`vote_inputs`: the comparison question and judge section for pairwise, the yes/no check for
-pointwise, nothing for a reward model). So only added or edited principles, and principles a pair
-newly samples (adding or removing one changes the seeded sample), cost model calls.
+pointwise, nothing for a reward model). So only edited principles, and principles a pair newly samples,
+cost model calls. The judge's per-pair sample is stable under additions and removals (each principle's
+draw depends only on its own id: engine.judges.sample_principles), so adding a principle re-scores only the
+pairs whose top k it enters, and removing one only the pairs that had it.
 
 The report says which labels flipped (overall and per added / edited / removed principle), how margin,
 principle agreement and swap consistency moved, and which pairs the run's filters now keep or drop.

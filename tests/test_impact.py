@@ -265,3 +265,51 @@ def test_export_refuses_pairs_of_two_constitutions_unless_allowed(words_run, tmp
     assert "judged under 2 constitutions" in card
     for sha, n in counts.items():
         assert f"sha256 `{sha}`: {n} pairs" in card
+
+
+def test_judge_sample_is_stable_when_a_principle_is_added_or_removed():
+    """Adding a principle changes a pair's sample only where it enters the top k; removing one only where it was."""
+    from dataclasses import replace
+
+    from engine.constitution import load_constitution
+    from engine.judges import sample_principles
+
+    from conftest import REPO
+
+    base = load_constitution(REPO / "constitution" / "default.yaml")
+    extra = replace(base.principles[0], id="zz-extra")
+    added = replace(base, principles=base.principles + (extra,))
+    removed = replace(base, principles=tuple(p for p in base.principles if p.id != "privacy"))
+    k, pairs = 4, [f"pair-{i}" for i in range(400)]
+    entered = left = 0
+    for pid in pairs:
+        old = [p.id for p in sample_principles(base, k, pid, 0)]
+        new = [p.id for p in sample_principles(added, k, pid, 0)]
+        assert len(set(old)) == k and old[:2] == [p.id for p in sample_principles(base, 2, pid, 0)]
+        if "zz-extra" in new:
+            entered += 1
+            assert set(new) - {"zz-extra"} < set(old)  # the extra one pushed exactly one out
+        else:
+            assert new == old
+        without = [p.id for p in sample_principles(removed, k, pid, 0)]
+        if "privacy" in old:
+            left += 1
+            assert set(old) - {"privacy"} < set(without)
+        else:
+            assert without == old
+    # each of 18 principles is in a pair's top 4 with probability 4/18 (a binomial's mean 89, sd 8)
+    assert 55 < entered < 125 and 55 < left < 135
+
+
+def test_judge_sample_follows_principle_weights():
+    from dataclasses import replace
+
+    from engine.constitution import load_constitution
+    from engine.judges import sample_principles
+
+    from conftest import REPO
+
+    base = load_constitution(REPO / "constitution" / "default.yaml")
+    heavy = replace(base, principles=tuple(replace(p, weight=8.0) if p.id == "privacy" else p for p in base.principles))
+    share = lambda c: sum("privacy" in [p.id for p in sample_principles(c, 1, f"p{i}", 0)] for i in range(2000)) / 2000  # noqa: E731
+    assert share(base) < 0.1 and share(heavy) > 0.25  # 1/17 = 0.06 unweighted; with weight 8 about a third

@@ -10,7 +10,6 @@ Every method returns the pairs in their own orientation: `p_a` = P(response_a is
 
 from __future__ import annotations
 
-import random
 from typing import Any, Protocol, Sequence
 
 import polars as pl
@@ -71,11 +70,23 @@ ONLY_PRINCIPLES = "only_principles"  # optional item column: score just these pr
 
 
 def sample_principles(constitution: Constitution, k: int, pair_id: str, seed: int) -> list[Principle]:
-    """k principles per pair, seeded by the pair (the same ones whichever method or batch asks); 0 = all."""
+    """k principles per pair, seeded by the pair (the same ones whichever method or batch asks); 0 = all.
+
+    Weighted sampling without replacement (Efraimidis-Spirakis): each principle draws u from a hash of
+    (seed, pair, its own id) and the k largest u ** (1 / weight) are taken, largest first (so the first j
+    of a pair's k are its sample of j). A principle's draw does not depend on the others, so adding or
+    removing one changes a pair's sample only where that one enters or leaves its top k: a constitution
+    impact re-scores just those pairs, and their flips are the new principle's doing, not a reshuffle.
+    """
     principles = list(constitution.principles)
     if k <= 0 or k >= len(principles):
         return principles
-    return random.Random(derived_seed(seed, pair_id, "judge")).sample(principles, k)
+
+    def key(p: Principle) -> float:
+        u = (derived_seed(seed, pair_id, "judge", p.id) + 0.5) / 2**31  # uniform in (0, 1)
+        return u ** (1.0 / p.weight)
+
+    return sorted(principles, key=lambda p: (-key(p), p.id))[:k]
 
 
 def pair_principles(items: pl.DataFrame, constitution: Constitution, k: int, seed: int) -> list[list[Principle]]:
