@@ -13,7 +13,8 @@ Each phase writes its part of benchmarks/results/judge_modes.json:
     python benchmarks/bench_judge_modes.py served --base-url http://127.0.0.1:8000/v1   # served vs in-process
 
 k = 1 and 2 are read from the k = 4 run: a pair's k principles are the first k of its seeded sample of
-four (random.sample draws them one after another), which the script checks for every pair.
+four (engine.judges.sample_principles orders a sample by the principles' draws), which the script checks for every pair.
+The figures in RESULTS.md were measured with the earlier sampler (random.sample); the check holds for both.
 """
 
 from __future__ import annotations
