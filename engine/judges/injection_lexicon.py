@@ -20,7 +20,8 @@ LABEL = rf"(?<![{_LETTERS}])(?-i:[AB\u0410\u0411\u0391\u0392\u0623\u0628])(?![{_
 LANGUAGES: dict[str, dict[str, str]] = {
     "en": {
         "judge": r"judges?|graders?|evaluators?|reviewers?|raters?|annotators?|assessors?|scorers?|labell?ers?|checkers?"
-                 r"|arbiters?|(?:reward|preference|evaluation|grading|judge|scoring)\s+models?|(?:ai|llm)\s+judges?",
+                 r"|arbiters?|(?:reward|preference|evaluation|grading|judge|scoring|critic|reviewing|judging)\s+models?"
+                 r"|(?:ai|llm)\s+judges?",
         "response": r"responses?|repl(?:y|ies)|completions?|candidates?|assistant|generations?|submissions?",
         "choose": r"choose|pick|select|prefer|favou?r|vote\s+for|go\s+with|upvote",
         "better": r"better|best|superior|preferable|preferred|stronger|winner|higher[- ]quality"
@@ -109,7 +110,7 @@ LANGUAGES: dict[str, dict[str, str]] = {
         "judge": r"ju[ií]za?|avaliador\w*|corretor\w*|revisor\w*|examinador\w*|j[úu]ri",
         "response": r"respostas?",
         "choose": r"escolh\w*|selecione|prefira|vote\s+em",
-        "better": r"melhor(?:es)?|superior(?:es)?|prefer[íi]ve(?:l|is)|vencedora|merece\s+vencer",
+        "better": r"melhor(?:es)?|superior(?:es)?|prefer[íi]ve(?:l|is)|vencedora|merece\s+vencer|deve\s+(?:\w+\s+)?(?:vencer|ganhar)",
         "ignore": r"\b(?:ignor[ea]\w*|esque[çc]a\w*|desconsider\w*)\b[^.\n]{0,30}"
                   r"\b(?:instru[çc][õo]es|orienta[çc][õo]es|regras)\s+(?:anteriores|pr[ée]vias|acima|iniciais)"
                   r"|\b(?:ignor[ea]\w*|esque[çc]a\w*)\s+tudo\s+(?:o\s+que\s+(?:foi\s+dito|est[áa]\s+acima)|acima|anterior)",
@@ -136,7 +137,7 @@ LANGUAGES: dict[str, dict[str, str]] = {
         "option": r"optie|abonnement|plan|variant|model|pakket",
     },
     "zh": {
-        "judge": r"评审|评委|裁判|评估者|评分者|评分员|评判者?|评价者|审阅者|阅卷|打分者|评测者",
+        "judge": r"评审|评委|裁判|评估者|评分者|评分员|评判者?|评价者|审阅者|阅卷|打分者|评测者|(?:评分|评估|打分|奖励|评审|裁判)模型",
         "response": r"回答|回复|答复|答案|回應",
         "choose": r"选择|挑选|选|输出",
         "better": r"更好|最好|更优|优于|更佳|胜出|更胜一筹|更出色|好得多|强得多|更强|更合适|更准确",
@@ -150,7 +151,7 @@ LANGUAGES: dict[str, dict[str, str]] = {
         "option": r"方案|计划|选项|套餐|型号|版本|选项",
     },
     "ja": {
-        "judge": r"審査員|評価者|採点者|審判|ジャッジ|評価担当者?|レビュアー|採点官",
+        "judge": r"審査員|評価者|採点者|審判|ジャッジ|評価担当者?|レビュアー|採点官|(?:採点|評価|報酬|審査)(?:AI|モデル)",
         "response": r"回答|応答|返答|答え",
         "choose": r"選んで|選べ|選択|選ぶ|出力",
         "better": r"優れ|良い|よい|いい|勝|ベスト|上回",
