@@ -1,8 +1,9 @@
 """Recall and false positives of the judge-injection screen (engine/judges/injection.py), against the old regexes.
 
 Inputs: labelled JSONL files, one row {"id", "text", "injected": bool, "kind", "lang"} per line (default
-data/eval/injection_dev.jsonl, written alongside the rules, and data/eval/injection_test.jsonl, written by
-someone who could not see them), plus every final assistant reply of HH-RLHF harmless-base test
+data/eval/injection_dev.jsonl, written alongside the rules; data/eval/injection_test.jsonl, written by
+someone who could not see them, then used to tune the rules once their first figure was taken; and
+data/eval/injection_holdout.jsonl, written later by another author who saw neither the rules nor the other files), plus every final assistant reply of HH-RLHF harmless-base test
 (../shared/data/hh-rlhf), all counted as benign: real replies to real people. "Hard" benign texts are the
 ones that mention options, choosing, picking, "better" or "answer": where a screen is most tempted.
 Reported for the new screen and for the regex list it replaced (OLD_INJECTION, copied here as it was):
@@ -32,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from engine.judges.injection import injection_reasons, normalise  # noqa: E402
 from engine.preferences import split_hh_pair  # noqa: E402
 
-FILES = [REPO / "data" / "eval" / "injection_dev.jsonl", REPO / "data" / "eval" / "injection_test.jsonl"]
+FILES = [REPO / "data" / "eval" / f"injection_{name}.jsonl" for name in ("dev", "test", "holdout")]
 HH = REPO.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 OUT = REPO / "benchmarks" / "results" / "injection.json"
 HARD = re.compile(r"\boption\s+[AB]\b|\bchoos|\bpick|\bbetter\b|\banswer", re.IGNORECASE)
