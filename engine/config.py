@@ -15,6 +15,7 @@ from typing import Any
 from engine.backends import Sampling, backend_class, backend_options
 from engine.constitution import DEFAULT_CONSTITUTION
 from engine.errors import CharterError
+from engine.executors import EXECUTORS
 from engine.validation import SCHEMA_DIR, load_schema, read_yaml, schema_errors
 
 
@@ -99,6 +100,17 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionConfig:
+    """Where the model stages run (engine/executors): "local", in this process; "ray", on a Ray cluster."""
+
+    engine: str = "local"
+    address: str = "auto"  # ray: "auto" (the cluster `ray start` made), "HOST:PORT", "ray://HOST:PORT", "local" (start one)
+    replicas: int = 1  # ray: actors, each with its own loaded backend
+    gpus_per_replica: float = 0  # ray: GPUs per actor (its num_gpus); 0: CPU actors
+    batch_rows: int | None = None  # ray: items per batch, each batch one shard; None: the recipe's chunk_size
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     output_dir: str
@@ -116,10 +128,18 @@ class Recipe:
     export: ExportConfig | None = None
     train: dict[str, Any] | None = None  # training's section, validated by training (training/config.py)
     evaluate: dict[str, Any] | None = None  # training's policy-evaluation section, likewise
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     source_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.execution == ExecutionConfig():  # a local run's manifest and dataset card stay as they were
+            out.pop("execution")
+        return out
+
+    def on_ray(self, address: str) -> Recipe:
+        """This recipe with its model stages on the Ray cluster at `address` (`charter run --ray ADDRESS`)."""
+        return replace(self, execution=replace(self.execution, engine="ray", address=address))
 
 
 def recipe_from_dict(raw: Any, source: str) -> Recipe:
@@ -146,6 +166,7 @@ def recipe_from_dict(raw: Any, source: str) -> Recipe:
         judge=None if judge_raw is None else judge_config(judge_raw, source, backend, raw.get("backend_options")),
         filter=None if raw.get("filter") is None else FilterConfig(**raw["filter"]),
         export=None if raw.get("export") is None else ExportConfig(**raw["export"]),
+        execution=_execution(raw.get("execution"), f"{source}: execution.engine"),
         source_path=source,
     )
 
@@ -160,6 +181,15 @@ def _section_config(cls: type, raw: dict[str, Any] | None, **convert: Any) -> An
         if key in values:
             values[key] = to(values[key])
     return cls(**values)
+
+
+def _execution(raw: dict[str, Any] | None, where: str) -> ExecutionConfig:
+    cfg = ExecutionConfig(**(raw or {}))
+    try:
+        EXECUTORS.get(cfg.engine)  # only the name: Ray itself is checked when a run starts
+    except CharterError as exc:
+        raise CharterError(f"invalid recipe:\n{where}: {exc}") from None
+    return cfg
 
 
 def _backend_kind(kind: str, where: str) -> str:

@@ -8,6 +8,7 @@ when some stage has rows left to do.
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,8 @@ from engine.backends import Backend, backend_class, close_backend, load_backend
 from engine.config import FilterConfig, Recipe
 from engine.constitution import load_constitution
 from engine.errors import CharterError
+from engine.executors import Executor, executor_for
+from engine.executors.local import LocalExecutor
 from engine.export import export_run
 from engine.filters import filter_run
 from engine.models import resolve_model
@@ -95,24 +98,25 @@ def _progress(console: Console) -> Progress:
 
 def run_stage_chunks(
     store: RunStore, stage: Stage, items: pl.DataFrame, backend: LazyBackend | None, chunk_size: int, progress: Progress,
+    executor: Executor | None = None,
 ) -> tuple[pl.DataFrame, StageStats]:
-    """Process the items not yet stored, chunk by chunk (one atomic shard each), then write the stage's table."""
+    """Process the items not yet stored, chunk by chunk on the executor (here by default; engine/executors),
+    one atomic shard per finished chunk, then write the stage's table."""
     table = stage.table
     done = store.done_keys(table)
     todo = items.filter(~pl.col(KEY).is_in(list(done)))
     stats = StageStats(items=items.height, items_done_before=items.height - todo.height)
     task = progress.add_task(table, total=items.height, completed=stats.items_done_before, rate="")
-    engine_ = backend.get() if backend is not None and todo.height else None  # loading is not throughput
+    chunks = (executor or LocalExecutor()).map_chunks(stage, todo, backend, chunk_size)  # loading is not throughput
     start, processed = time.perf_counter(), 0
-    for chunk in todo.iter_slices(chunk_size):
-        rows = stage.run(chunk, engine_)
+    for n, rows in chunks:
         stats.errors += store.write_shard(table, rows)
         if "completion_tokens" in rows.columns:
             stats.completion_tokens += int(rows["completion_tokens"].fill_null(0).sum())
-        processed += chunk.height
+        processed += n
         elapsed = time.perf_counter() - start
         rate = f"{processed / elapsed:.2f} rows/s {stats.completion_tokens / elapsed:.1f} tok/s"
-        progress.update(task, advance=chunk.height, rate=rate)
+        progress.update(task, advance=n, rate=rate)
     stats.seconds = time.perf_counter() - start
     result = store.finalize(table, items[KEY].to_list(), stage.id_column)
     stats.rows = result.height
@@ -133,6 +137,7 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
     ctx = StageContext(model=recipe.model, backend=recipe.backend, seed=recipe.seed, constitution=constitution)
     stages = [s for s in (module.from_recipe(recipe, ctx) for module in STAGES) if s is not None]
     backends = _backends(recipe, model_path, backend)
+    executor = executor_for(recipe.execution)  # Ray missing is an error now; a cluster is joined only when needed
 
     with RunStore(recipe.output_dir) as store:  # the run directory is locked: one writer at a time
         write_parquet_atomic(prompts_table, store.root / "prompts.parquet")
@@ -140,12 +145,12 @@ def run_recipe(recipe: Recipe, console: Console | None = None, backend: Backend 
         manifest = result.manifest = _manifest_header(store, recipe, constitution, model_path, prompts_table.height)
         store.write_manifest(manifest)
         tables = {"prompts": prompts_table}
-        with _progress(console) as progress:
+        with _progress(console) as progress, closing(executor):
             for stage in stages:
                 items = stage.plan(tables)
                 role = backends.get(stage.backend_role) if stage.backend_role else None
                 size = getattr(stage, "chunk_size", recipe.chunk_size)
-                tables[stage.table], result.stages[stage.table] = run_stage_chunks(store, stage, items, role, size, progress)
+                tables[stage.table], result.stages[stage.table] = run_stage_chunks(store, stage, items, role, size, progress, executor)
                 if result.stages[stage.table].errors:
                     break  # the stages after it would see an incomplete table; the next run finishes it first
         for what, n in store.damaged.items():
