@@ -28,13 +28,19 @@ err = Console(stderr=True)
 
 @app.command()
 @user_errors
-def run(recipe: Path = typer.Argument(..., help="run recipe (YAML), e.g. data/recipes/demo.yaml")) -> None:
+def run(
+    recipe: Path = typer.Argument(..., help="run recipe (YAML), e.g. data/recipes/demo.yaml"),
+    ray: str = typer.Option(None, "--ray", metavar="ADDRESS",
+                            help="run the model stages on a Ray cluster: auto (one started with `ray start`), "
+                                 "HOST:PORT, ray://HOST:PORT, or local (start one here)"),
+) -> None:
     """Run a recipe's stages into its output directory; re-running resumes and skips finished rows."""
     from engine.config import load_recipe
     from engine.runner import summary_table
     from training.pipeline import run_and_train
 
-    result = run_and_train(load_recipe(recipe), console=err)
+    loaded = load_recipe(recipe)
+    result = run_and_train(loaded if ray is None else loaded.on_ray(ray), console=err)
     console.print(summary_table(result))
 
 DATASET = typer.Option(..., "--dataset", help="a `charter export` folder (holds dataset/), or the dataset folder itself")
@@ -43,7 +49,9 @@ CONFIG = typer.Option(..., "--config", help="train YAML: the train section, or a
 
 def _section(config: Path, name: str):
     from training.config import load_train_config
+    from training.distributed import check_launch
 
+    check_launch()
     section = getattr(load_train_config(config), name)
     if section is None:
         raise CharterError(f"{config}: no `{name}:` section")
@@ -54,13 +62,15 @@ def _section(config: Path, name: str):
 @user_errors
 def reward(dataset: Path = DATASET, config: Path = CONFIG) -> None:
     """Train a reward model (resumes from its last checkpoint), then report held-out and HH-RLHF accuracy."""
+    from training.distributed import is_main_process
     from training.reward import reward_report, train_reward_model
 
     cfg = _section(config, "reward")
     out = train_reward_model(dataset, cfg)
-    report = reward_report(out, dataset, cfg.eval_hh, cfg.eval_hh_limit, cfg.seed)
-    console.print(f"wrote {out}")
-    console.print(_reward_table(report))
+    if is_main_process():  # the report scores on one process; the others are done
+        report = reward_report(out, dataset, cfg.eval_hh, cfg.eval_hh_limit, cfg.seed)
+        _wrote(out)
+        console.print(_reward_table(report))
 
 
 @train_app.command("reward-eval")
@@ -73,8 +83,10 @@ def reward_eval(
     seed: int = typer.Option(0),
 ) -> None:
     """Accuracy of a reward model on held-out pairs and human labels, beside the always-longer baseline."""
+    from training.distributed import refuse_several_processes
     from training.reward import reward_report
 
+    refuse_several_processes("charter train reward-eval")
     console.print(_reward_table(reward_report(model, dataset, hh, limit, seed)))
 
 
@@ -84,7 +96,7 @@ def dpo(dataset: Path = DATASET, config: Path = CONFIG) -> None:
     """Train a policy with DPO (loss variant, beta, label smoothing, LoRA from the config); resumes."""
     from training.dpo import train_dpo
 
-    console.print(f"wrote {train_dpo(dataset, _section(config, 'dpo'))}")
+    _wrote(train_dpo(dataset, _section(config, 'dpo')))
 
 
 @train_app.command()
@@ -93,7 +105,7 @@ def ppo(dataset: Path = DATASET, config: Path = CONFIG) -> None:
     """RL against the trained reward model on the export's prompts: PPO, or GRPO/RLOO (`algorithm`)."""
     from training.ppo import train_ppo
 
-    console.print(f"wrote {train_ppo(dataset, _section(config, 'ppo'))}")
+    _wrote(train_ppo(dataset, _section(config, 'ppo')))
 
 
 @app.command("eval")
@@ -124,8 +136,10 @@ def evaluate(
     from engine.judge_eval import judge_settings
     from engine.models import resolve_model
     from engine.stages.prompts import load_prompts
+    from training.distributed import refuse_several_processes
     from training.evaluate import evaluate_policy, text_report
 
+    refuse_several_processes("charter eval")
     texts = load_prompts(PromptSource(str(prompts), column, limit=limit))["prompt"].to_list()
     benign = load_prompts(PromptSource(str(harmless), column, limit=limit))["prompt"].to_list()
     policy_dir, reference_dir = resolve_model(policy), resolve_model(reference)
@@ -145,6 +159,14 @@ def evaluate(
 
 
 train_app.command("eval")(evaluate)
+
+
+def _wrote(out: Path) -> None:
+    """The one `wrote` line, from the main process (the others print nothing; their work is in the same folder)."""
+    from training.distributed import is_main_process
+
+    if is_main_process():
+        console.print(f"wrote {out}")
 
 
 def _reward_table(report: dict[str, Any]):

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.errors import CharterError
 from engine.validation import load_schema, read_yaml, schema_errors
+from training.distributed import LaunchSettings, config_file
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "train.schema.json"
 DPO_LOSS_TYPES = tuple(load_schema(SCHEMA_PATH)["$defs"]["dpo"]["properties"]["loss_type"]["enum"])
@@ -105,6 +106,7 @@ class TrainConfig:
     reward: RewardSettings | None = None
     dpo: DPOSettings | None = None
     ppo: PPOSettings | None = None
+    launch: LaunchSettings | None = None  # charter run: each stage under `accelerate launch`; None: in-process
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
@@ -132,7 +134,10 @@ def train_config(data: Any, source: str = "train") -> TrainConfig:
         _check_ppo(raw, reward, source)
         defaults = {"reward_model": reward.output_dir} if reward and "reward_model" not in raw else {}
         ppo = _build(PPOSettings, {**seed, **defaults, **raw})
-    return TrainConfig(reward=reward, dpo=dpo, ppo=ppo)
+    launch = LaunchSettings(**data["launch"]) if "launch" in data else None
+    if launch and launch.config:
+        config_file(launch.config)  # a missing launcher config fails here, before the engine stages run
+    return TrainConfig(reward=reward, dpo=dpo, ppo=ppo, launch=launch)
 
 
 def _build(cls: type, raw: dict[str, Any]):
@@ -197,7 +202,8 @@ def training_arguments(settings: TrainerSettings, config_cls: type, **specific: 
     return config_cls(**{k: v for k, v in common.items() if k in known} | specific)
 
 
-def grpo_max_steps(settings: PPOSettings, n_prompts: int) -> int:
-    """GRPO/RLOO count optimizer steps; `total_episodes` (sampled responses) or epochs over the prompts set them."""
+def grpo_max_steps(settings: PPOSettings, n_prompts: int, world_size: int = 1) -> int:
+    """GRPO/RLOO count optimizer steps; `total_episodes` (sampled responses) or epochs over the prompts set them.
+    Each step samples batch_size x accumulation completions on every one of the world_size processes."""
     episodes = settings.total_episodes or math.ceil(settings.epochs * n_prompts * settings.num_generations)
-    return max(1, math.ceil(episodes / (settings.batch_size * settings.gradient_accumulation_steps)))
+    return max(1, math.ceil(episodes / (settings.batch_size * settings.gradient_accumulation_steps * world_size)))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from training.config import DPOSettings, training_arguments
 from training.data import load_pairs
+from training.distributed import check_sharding, main_process_first
 from training.models import (
     completed_run, last_checkpoint, load_tokenizer, lora_config, model_folder, save_trained, training_record,
 )
@@ -20,7 +21,8 @@ def train_dpo(dataset_dir: str | Path, cfg: DPOSettings) -> Path:
     from transformers import AutoModelForCausalLM, set_seed
     from trl import DPOConfig, DPOTrainer
 
-    data = load_pairs(dataset_dir)
+    with main_process_first():
+        data = load_pairs(dataset_dir)
     path = model_folder(cfg.model, "dpo.model")
     if done := completed_run(cfg.output_dir, cfg, dataset_dir):
         return done
@@ -33,6 +35,7 @@ def train_dpo(dataset_dir: str | Path, cfg: DPOSettings) -> Path:
                               label_smoothing=cfg.label_smoothing, max_length=cfg.max_length)
     trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=data["train"],
                          processing_class=tokenizer, peft_config=peft)
+    check_sharding(trainer, cfg.lora)
     resume = last_checkpoint(cfg.output_dir)
     trainer.train(resume_from_checkpoint=resume)
-    return save_trained(trainer.model, tokenizer, cfg.output_dir, training_record("dpo", cfg, dataset_dir, trainer, resume))
+    return save_trained(trainer, tokenizer, cfg.output_dir, training_record("dpo", cfg, dataset_dir, trainer, resume))

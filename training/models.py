@@ -1,7 +1,8 @@
 """Model folders in and out of training: path checks, tokenizers, LoRA, checkpoints to resume from, the saved result.
 
 Every trainer leaves a full model folder in output_dir (LoRA adapters merged), loadable by charter's
-backends and vLLM, plus `charter_train.json`: what was trained, on what, with which settings.
+backends and vLLM, plus `charter_train.json`: what was trained, on what, with which settings, on how many
+processes. Under N processes the main process alone writes them (training/distributed.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import engine
 from engine.backends.reward_model_backend import load_reward_model, load_tokenizer  # noqa: F401  (training's loaders too)
 from engine.errors import CharterError
 from training.config import LoraSettings
+from training.distributed import is_main_process, is_sharded, wait_for_everyone, world_record
 
 RECORD = "charter_train.json"
 
@@ -61,16 +63,27 @@ def completed_run(output_dir: str | Path, settings: Any, dataset_dir: str | Path
     return Path(output_dir) if same_settings and same_data else None
 
 
-def save_trained(model, tokenizer, output_dir: str | Path, record: dict[str, Any]) -> Path:
-    """Write the final model (LoRA merged into the base; the adapter also kept in adapter/) and the training record."""
+def save_trained(trainer, tokenizer, output_dir: str | Path, record: dict[str, Any], model=None) -> Path:
+    """Write the final model (LoRA merged into the base; the adapter also kept in adapter/) and the training record.
+
+    One writer: the main process. Under FSDP/DeepSpeed every process joins the Trainer's gather of the full
+    weights (which the main process writes); under DDP or one process the main process saves `model` alone.
+    The others wait until everything is on disk, so no process returns before the folder is complete."""
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if hasattr(model, "merge_and_unload"):  # a peft model
-        model.save_pretrained(out / "adapter")
-        model = model.merge_and_unload()
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    (out / RECORD).write_text(json.dumps({**record, "packages": engine.package_versions("torch", "transformers", "trl", "peft", "datasets")}, indent=2, default=str))
+    model = trainer.model if model is None else model
+    if is_sharded(trainer):
+        trainer.save_model(str(out))
+    elif is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        if hasattr(model, "merge_and_unload"):  # a peft model
+            model.save_pretrained(out / "adapter")
+            model = model.merge_and_unload()
+        model.save_pretrained(out)
+    if is_main_process():
+        tokenizer.save_pretrained(out)
+        packages = engine.package_versions("torch", "transformers", "trl", "peft", "datasets")
+        (out / RECORD).write_text(json.dumps({**record, "packages": packages}, indent=2, default=str))
+    wait_for_everyone()
     return out
 
 
@@ -82,5 +95,6 @@ def training_record(kind: str, settings: Any, dataset_dir: str | Path, trainer, 
         "dataset": str(Path(dataset_dir).resolve()),
         "resumed_from": resumed_from,
         "global_step": trainer.state.global_step,
+        **world_record(trainer, settings),
         "log_history": trainer.state.log_history,
     }

@@ -4,7 +4,8 @@ PPO trains on the export's prompts only (chosen/rejected are unused): each promp
 the assistant turn opened, the policy samples `response_length` tokens (cut at EOS), the reward model
 scores them, and the per-token KL to the reference (`kl_coef`) is subtracted. The value model starts as a
 copy of the reward model. TRL logs `objective/kl`, `objective/scores` and the rest every update; they end
-up in charter_train.json. PPO cannot resume (TRL's PPOTrainer has no resume); GRPO/RLOO can.
+up in charter_train.json. PPO checkpoints and resumes through a small subclass (ppo_checkpoints.py); GRPO/RLOO
+through TRL's own Trainer checkpoints.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from engine.errors import CharterError
 from training.config import PPOSettings, grpo_max_steps, training_arguments
 from training.data import load_pairs, unique_prompts
+from training.distributed import check_sharding, main_process_first, world_size
 from training.models import (
     completed_run,
     last_checkpoint,
@@ -29,7 +31,8 @@ from training.models import (
 
 def train_ppo(dataset_dir: str | Path, cfg: PPOSettings) -> Path:
     """Train a policy against the reward model on the export's train prompts; returns the folder holding it."""
-    data = load_pairs(dataset_dir)
+    with main_process_first():
+        data = load_pairs(dataset_dir)
     policy_path = model_folder(cfg.model, "ppo.model")
     reward_path = model_folder(cfg.reward_model, "ppo.reward_model")
     if done := completed_run(cfg.output_dir, cfg, dataset_dir):
@@ -46,7 +49,9 @@ def _train_ppo(dataset_dir, cfg: PPOSettings, prompts, policy_path: Path, reward
     from transformers import AutoModelForCausalLM, set_seed
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # pinned to trl 1.12 on purpose (1.13 removed PPO)
-    from trl.experimental.ppo import PPOConfig, PPOTrainer
+    from trl.experimental.ppo import PPOConfig
+
+    from training.ppo_checkpoints import resumable_ppo_trainer
 
     tokenizer = _distinct_pad(load_tokenizer(policy_path, padding_side="left"))
     _check_same_vocab(tokenizer, reward_path)
@@ -62,16 +67,17 @@ def _train_ppo(dataset_dir, cfg: PPOSettings, prompts, policy_path: Path, reward
         num_ppo_epochs=cfg.num_ppo_epochs, num_mini_batches=cfg.num_mini_batches, num_sample_generations=0,
         sft_model_path=str(policy_path), reward_model_path=str(reward_path),
         local_rollout_forward_batch_size=cfg.batch_size,
-        save_strategy="no",  # TRL 1.12's PPO checkpointing fails on transformers 5 and PPO cannot resume anyway
     )
-    trainer = PPOTrainer(
+    trainer = resumable_ppo_trainer()(
         args=args, processing_class=tokenizer, model=policy, ref_model=reference,
         reward_model=load_reward_model(reward_path, tokenizer), value_model=load_reward_model(value_path, tokenizer),
         train_dataset=queries, peft_config=peft,
     )
-    trainer.train()
+    check_sharding(trainer, cfg.lora)
+    resume = last_checkpoint(cfg.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
     trained = trainer.accelerator.unwrap_model(trainer.model).policy
-    return save_trained(trained, tokenizer, cfg.output_dir, training_record("ppo", cfg, dataset_dir, trainer, None))
+    return save_trained(trainer, tokenizer, cfg.output_dir, training_record("ppo", cfg, dataset_dir, trainer, resume), trained)
 
 
 def _train_group_relative(dataset_dir, cfg: PPOSettings, prompts, policy_path: Path, reward_path: Path) -> Path:
@@ -85,7 +91,7 @@ def _train_group_relative(dataset_dir, cfg: PPOSettings, prompts, policy_path: P
     kept = keep_short(prompts, prompt_ids(prompts, tokenizer), cfg.max_prompt_length)
     set_seed(cfg.seed)
     args = training_arguments(
-        cfg, config_cls, max_steps=grpo_max_steps(cfg, len(kept)), beta=cfg.kl_coef,
+        cfg, config_cls, max_steps=grpo_max_steps(cfg, len(kept), world_size()), beta=cfg.kl_coef,
         num_generations=cfg.num_generations, max_completion_length=cfg.response_length, temperature=cfg.temperature,
     )
     trainer = trainer_cls(
@@ -93,10 +99,11 @@ def _train_group_relative(dataset_dir, cfg: PPOSettings, prompts, policy_path: P
         args=args, train_dataset=Dataset.from_dict({"prompt": kept}), processing_class=tokenizer,
         reward_processing_classes=reward_tokenizer, peft_config=lora_config(cfg.lora),
     )
+    check_sharding(trainer, cfg.lora)
     resume = last_checkpoint(cfg.output_dir)
     trainer.train(resume_from_checkpoint=resume)
     record = training_record(cfg.algorithm, cfg, dataset_dir, trainer, resume)
-    return save_trained(trainer.model, tokenizer, cfg.output_dir, record)
+    return save_trained(trainer, tokenizer, cfg.output_dir, record)
 
 
 def prompt_ids(prompts: list[list[dict]], tokenizer) -> list[list[int]]:

@@ -19,6 +19,7 @@ import polars as pl
 from engine.errors import CharterError
 from training.config import RewardSettings, training_arguments
 from training.data import heldout_split, load_pairs, pairs_frame
+from training.distributed import check_sharding, main_process_first
 from training.models import (
     completed_run, last_checkpoint, load_reward_model, load_tokenizer, model_folder, save_trained, training_record,
 )
@@ -32,7 +33,8 @@ def train_reward_model(dataset_dir: str | Path, cfg: RewardSettings) -> Path:
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
-    data = load_pairs(dataset_dir)
+    with main_process_first():
+        data = load_pairs(dataset_dir)
     if cfg.use_margin and "p_chosen" not in data["train"].column_names:
         raise CharterError(f"{dataset_dir}: reward.use_margin needs a p_chosen column (the judge's confidence); it has none")
     path = model_folder(cfg.model, "reward.model")
@@ -44,9 +46,10 @@ def train_reward_model(dataset_dir: str | Path, cfg: RewardSettings) -> Path:
     args = training_arguments(cfg, RewardConfig, max_length=cfg.max_length,
                               center_rewards_coefficient=cfg.center_rewards_coefficient)
     trainer = RewardTrainer(model=model, args=args, train_dataset=with_margin(data["train"], cfg), processing_class=tokenizer)
+    check_sharding(trainer, None)
     resume = last_checkpoint(cfg.output_dir)
     trainer.train(resume_from_checkpoint=resume)
-    return save_trained(trainer.model, tokenizer, cfg.output_dir, training_record("reward", cfg, dataset_dir, trainer, resume))
+    return save_trained(trainer, tokenizer, cfg.output_dir, training_record("reward", cfg, dataset_dir, trainer, resume))
 
 
 def with_margin(split, cfg: RewardSettings):
