@@ -30,7 +30,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import polars as pl
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]

@@ -200,8 +200,8 @@ def constitution_impact(
                   f"filters: {filters['kept_before']} -> {filters['kept_after']} "
                   f"(kept->dropped {sum(filters['kept_to_dropped'].values())}, dropped->kept "
                   f"{sum(filters['dropped_to_kept'].values())})", highlight=False)
-    console.print(f"report: {result.out_dir / 'impact.md'} and impact.json; re-judged pairs: {result.out_dir / 'rejudged.parquet'}",
-                  highlight=False)
+    console.print(f"report: {result.out_dir / 'impact.html'} (also impact.md, impact.json); re-judged pairs: "
+                  f"{result.out_dir / 'rejudged.parquet'}", highlight=False)
 
 
 @constitution_app.command("import")
@@ -298,6 +298,22 @@ def _judge_eval_table(report: dict):
                 "principle_agreement", "mean_margin", "pairs_unscored", "pairs_per_second"):
         table.add_row(key, format_number(report.get(key)))
     return table
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    out: Path = typer.Option(None, "--out", help="where to write the page (default: RUN/report.html)"),
+    judge_eval: Path = typer.Option(None, "--judge-eval", help="a `charter judge-eval --report` JSON to show beside the "
+                                    "run (default: RUN/judge_eval.json when it exists)"),
+) -> None:
+    """Write one self-contained HTML page of the run (no script, no network): funnel, judge, length, diversity,
+    examples, judge accuracy and training, each when the run has it."""
+    from engine.report import write_run_report
+
+    path = write_run_report(run_dir, out=out, judge_eval=judge_eval)
+    console.print(f"wrote {path} ({path.stat().st_size / 1024:,.0f} KiB)", highlight=False)
 
 
 @app.command()

@@ -33,9 +33,10 @@ from engine.filters import apply_filters
 from engine.judges import ONLY_PRINCIPLES, JudgeMethod, judge_method, orient, sample_principles, vote_inputs
 from engine.keys import stable_hash
 from engine.models import resolve_model
+from engine.report.impact_page import impact_html
 from engine.stages import StageContext
 from engine.stages.judge import Judge
-from engine.store import KEY, RunStore, write_json_atomic, write_parquet_atomic
+from engine.store import KEY, RunStore, write_json_atomic, write_parquet_atomic, write_text_atomic
 
 # The columns judge_pairs/orient add to a pair; impact recomputes them under the new constitution.
 JUDGE_COLUMNS = ("p_a", "swap_consistent", "swap_consistency", "principle_agreement", "n_principles_scored", "votes",
@@ -264,7 +265,8 @@ def constitution_impact(
                                rescore_all=rescore_all)
         write_parquet_atomic(after, store.root / "rejudged.parquet")
         write_json_atomic(report, store.root / "impact.json")
-        _atomic_text(store.root / "impact.md", impact_markdown(report))
+        write_text_atomic(impact_markdown(report), store.root / "impact.md")
+        write_text_atomic(impact_html(report), store.root / "impact.html")
     return Impact(report, out, after)
 
 
@@ -382,16 +384,6 @@ def _share(n: int, of: int) -> float | None:
 
 def _round(value: Any) -> float | None:
     return None if value is None else round(float(value), 4)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def impact_markdown(r: dict[str, Any]) -> str:

@@ -100,6 +100,21 @@ def metrics(judged: pl.DataFrame, votes: pl.DataFrame) -> dict[str, float | int]
     return out
 
 
+def reliability_bins(judged: pl.DataFrame, width: float = 0.05) -> list[dict[str, Any]]:
+    """Judge confidence against human agreement: pairs binned by p_chosen (the judge's probability for its pick, 0.5-1),
+    with the share of each bin where the pick is the human-chosen response (`p_a` = P(human-chosen better); a tie
+    counts half). A calibrated judge lies on the diagonal."""
+    scored = judged.filter(pl.col("p_a").is_not_null()).select(
+        pl.max_horizontal("p_a", 1 - pl.col("p_a")).alias("p_chosen"),
+        pl.when(pl.col("p_a") > 0.5).then(1.0).when(pl.col("p_a") < 0.5).then(0.0).otherwise(0.5).alias("agree"))
+    n_bins = round(0.5 / width)
+    binned = scored.with_columns(((pl.col("p_chosen") - 0.5) / width).floor().clip(0, n_bins - 1).cast(pl.Int32).alias("bin"))
+    rows = binned.group_by("bin").agg(pl.len().alias("pairs"), pl.col("p_chosen").mean().alias("mean_p_chosen"),
+                                      pl.col("agree").mean().alias("agreement")).sort("bin")
+    return [{"lo": round(0.5 + b * width, 4), "hi": round(0.5 + (b + 1) * width, 4), "pairs": n,
+             "mean_p_chosen": round(p, 4), "agreement": round(a, 4)} for b, n, p, a in rows.iter_rows()]
+
+
 def evaluate_judge(
     preferences: PreferenceFile, backend: Backend, cfg: JudgeConfig, constitution: Constitution, seed: int, source: str
 ) -> JudgeEvalResult:
@@ -126,6 +141,7 @@ def evaluate_judge(
         "length_baseline": length_baseline(pairs),
         "shorter_baseline": shorter_baseline(pairs),
         "chance": 0.5,
+        "reliability": reliability_bins(judged),
         "seconds": seconds,
         "pairs_per_second": pairs.height / seconds if seconds > 0 else None,
     }

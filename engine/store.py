@@ -52,6 +52,11 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
     _atomic_replace(path, lambda tmp: df.write_parquet(tmp))
 
 
+def write_text_atomic(text: str, path: Path) -> None:
+    """Temp file + fsync + rename: a reader never sees half a file; a full disk is one clear error."""
+    _atomic_replace(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
 def write_json_atomic(data: Any, path: Path) -> None:
     def write(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

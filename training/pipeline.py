@@ -22,6 +22,7 @@ from engine.runner import RunResult, run_recipe
 from engine.stages.prompts import load_prompts
 from engine.store import RunStore
 from training.config import EvaluateConfig, TrainConfig, evaluate_config, train_config
+from training.distributed import LaunchSettings, launch_training
 
 
 def run_and_train(recipe: Recipe, console: Console | None = None, backend: Backend | None = None) -> RunResult:
@@ -37,9 +38,21 @@ def run_and_train(recipe: Recipe, console: Console | None = None, backend: Backe
             result.manifest["train"] = result.train
             with RunStore(result.run_dir) as store:
                 store.write_manifest(result.manifest)
+        write_report(result.run_dir, console)
     finally:
         result.close()
     return result
+
+
+def write_report(run_dir: Path, console: Console) -> None:
+    """RUN/report.html, once per run, after training so the page has it; a problem with it does not fail the run."""
+    from engine.errors import CharterError
+    from engine.report import write_run_report
+
+    try:
+        console.print(f"report: {write_run_report(run_dir)}", highlight=False)
+    except CharterError as exc:
+        console.print(f"[yellow]the run is done, but its report was not written: {exc}[/yellow]", highlight=False)
 
 
 def train_and_evaluate(recipe: Recipe, cfg: TrainConfig, ev: EvaluateConfig | None, export_dir: Path,
@@ -54,9 +67,14 @@ def train_and_evaluate(recipe: Recipe, cfg: TrainConfig, ev: EvaluateConfig | No
     steps = [("reward", cfg.reward, train_reward_model), ("dpo", cfg.dpo, train_dpo), ("ppo", cfg.ppo, train_ppo)]
     for name, settings, train in steps:
         if settings is not None:
-            console.print(f"[bold]train {name}[/bold] -> {settings.output_dir}")
+            how = f" ({cfg.launch.processes} processes, accelerate launch)" if cfg.launch else ""
+            console.print(f"[bold]train {name}[/bold] -> {settings.output_dir}{how}")
             start = time.perf_counter()
-            done[name] = {"model": str(train(export_dir, settings)), "seconds": time.perf_counter() - start}
+            if cfg.launch:
+                model = _launched(name, recipe.train, export_dir, cfg.launch, settings.output_dir)
+            else:
+                model = train(export_dir, settings)
+            done[name] = {"model": str(model), "seconds": time.perf_counter() - start}
     if "reward" in done:
         hh = cfg.reward.eval_hh
         done["reward"]["eval"] = reward_report(done["reward"]["model"], export_dir, hh, cfg.reward.eval_hh_limit, recipe.seed)
@@ -68,6 +86,19 @@ def train_and_evaluate(recipe: Recipe, cfg: TrainConfig, ev: EvaluateConfig | No
         done["eval"] = {"report": str(Path(policy["model"]) / "eval"), "win_rate": report.get("win_rate"),
                         "eval_seconds": time.perf_counter() - start}
     return done
+
+
+def _launched(name: str, section: dict, export_dir: Path, launch: LaunchSettings, output_dir: str) -> Path:
+    """One training stage as `charter train NAME` under `accelerate launch`, reading the recipe's train section."""
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="charter-launch-") as tmp:
+        config = Path(tmp) / "train.yaml"
+        config.write_text(yaml.safe_dump(section))
+        launch_training(name, export_dir, config, launch)
+    return Path(output_dir)
 
 
 def _evaluate(recipe: Recipe, ev: EvaluateConfig, export_dir: Path, policy: str, start_model: str, judge: Backend,
