@@ -32,12 +32,24 @@ KEY = "row_key"
 LOCK = ".charter.lock"  # flock'ed by the process writing the run; holds its pid
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once, at import: os.umask can only be read by setting it
+
+
 def _atomic_replace(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes the file private (0600); the finished file gets the mode any new file gets (0644 under
+        # umask 022), so a teammate can read a run directory, and a report meant to be shared opens for them.
+        os.chmod(tmp, 0o666 & ~UMASK)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -103,3 +103,16 @@ def test_charter_run_into_a_directory_another_process_is_writing_exits_1_with_on
         holder.kill()
         holder.wait()
     assert CliRunner().invoke(app, ["run", str(recipe)]).exit_code == 0  # the lock died with its holder
+
+
+def test_atomically_written_files_get_the_usual_mode_not_mkstemps_private_one(tmp_path):
+    import os
+    import stat
+
+    from engine.store import UMASK, write_json_atomic, write_parquet_atomic, write_text_atomic
+
+    write_parquet_atomic(pl.DataFrame({"a": [1]}), tmp_path / "t.parquet")
+    write_json_atomic({"a": 1}, tmp_path / "m.json")
+    write_text_atomic("<p>hi</p>", tmp_path / "r.html")
+    for name in ("t.parquet", "m.json", "r.html"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o666 & ~UMASK
