@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import polars as pl
@@ -444,14 +444,19 @@ def main() -> None:
     env = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
            "platform": platform.platform(), "polars": pl.__version__, "numpy": np.__version__}
     report = {"environment": env, "repeats": args.repeats, "sizes": sizes, "goals": check_goals(sizes)}
-    out = Path(args.out)
+    save_results(report, args.out, args.md if args.write_md else None, render_markdown)
+
+
+def save_results(report: dict, out: str | Path, md: str | Path | None, render: Callable[[dict], str]) -> None:
+    """The JSON results file, and (when `md` is given) the rendered section appended to RESULTS.md."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
-    if args.write_md:
-        with open(args.md, "a", encoding="utf-8") as md:
-            md.write("\n" + render_markdown(report))
-        print(f"appended to {args.md}")
+    if md is not None:
+        with open(md, "a", encoding="utf-8") as f:
+            f.write("\n" + render(report))
+        print(f"appended to {md}")
 
 
 if __name__ == "__main__":

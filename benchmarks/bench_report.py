@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_filters import REPO, SHA, peak_rss_mb, run_child  # noqa: E402  (the generator, its per-process runner)
+from bench_filters import REPO, SHA, peak_rss_mb, run_child, save_results  # noqa: E402  (the generator, its per-process runner)
 
 GOALS = {"seconds": 15.0, "megabytes": 10.0}
 
@@ -118,12 +118,7 @@ def main() -> None:
     goals = {"within_seconds": result["seconds"] <= GOALS["seconds"],
              "within_megabytes": result["bytes"] <= GOALS["megabytes"] * 2**20}
     report = {"environment": env, "repeats": args.repeats, "goals": goals, "result": result}
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    if args.write_md:
-        with open(args.md, "a", encoding="utf-8") as md:
-            md.write("\n" + render_markdown(report))
-        print(f"appended to {args.md}")
+    save_results(report, args.out, args.md if args.write_md else None, render_markdown)
 
 
 if __name__ == "__main__":

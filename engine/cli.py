@@ -20,7 +20,8 @@ from engine.errors import CharterError, user_errors
 from engine.validation import format_number
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="charter: Constitutional AI / RLAIF data engine.")
-constitution_app = typer.Typer(no_args_is_help=True, help="Validate, inspect, diff and import constitutions.")
+constitution_app = typer.Typer(no_args_is_help=True,
+                               help="Validate, inspect, diff, preview, import constitutions; see an edit's impact on a run.")
 models_app = typer.Typer(no_args_is_help=True, help="Local models: the embedded default and its cache.")
 app.add_typer(constitution_app, name="constitution")
 app.add_typer(models_app, name="models")

@@ -259,11 +259,13 @@ def constitution_impact(
         reused = reused_votes(rows, plan)
         votes = pl.concat([v for v in (reused, scored) if v.height], how="diagonal_relaxed")
         after = rejudge(rows, votes, rj, new, config_hash)
+        outcomes = filter_outcomes(rows, after, fcfg)
         seconds = time.perf_counter() - start
-        report = impact_report(rows, after, plan, old, new, rj, fcfg, hashes, sample, seed, run_dir,
+        report = impact_report(rows, after, plan, old, new, rj, outcomes, hashes, sample, seed, run_dir,
                                reused=reused.height, scored_total=scored.height, scored_now=n_scored, seconds=seconds,
                                rescore_all=rescore_all)
         write_parquet_atomic(after, store.root / "rejudged.parquet")
+        write_parquet_atomic(outcomes, store.root / "transitions.parquet")
         write_json_atomic(report, store.root / "impact.json")
         write_text_atomic(impact_markdown(report), store.root / "impact.md")
         write_text_atomic(impact_html(report), store.root / "impact.html")
@@ -271,7 +273,7 @@ def constitution_impact(
 
 
 def impact_report(before: pl.DataFrame, after: pl.DataFrame, plan: pl.DataFrame, old: Constitution, new: Constitution,
-                  rj: RunJudge, fcfg, hashes: dict[str, int], sample: int | None, seed: int, run_dir: Path, *,
+                  rj: RunJudge, outcomes: pl.DataFrame, hashes: dict[str, int], sample: int | None, seed: int, run_dir: Path, *,
                   reused: int, scored_total: int, scored_now: int, seconds: float, rescore_all: bool) -> dict[str, Any]:
     changes = principle_changes(old, new, rj.method)
     pairs = _side_by_side(before, after).join(plan, on="pair_id", how="left")
@@ -305,7 +307,7 @@ def impact_report(before: pl.DataFrame, after: pl.DataFrame, plan: pl.DataFrame,
         },
         "shift": {name: _shift(pairs, name) for name in ("margin", "principle_agreement", "swap_consistency")}
         | {"mean_abs_p_a_change": _round(pairs.select((pl.col("p_a_after") - pl.col("p_a_before")).abs().mean()).item())},
-        "filters": _filter_transitions(before, after, fcfg),
+        "filters": _filter_transitions(outcomes),
         "top_flips": _top_flips(flips),
     }
 
@@ -340,14 +342,19 @@ def _shift(pairs: pl.DataFrame, name: str) -> dict[str, float | None]:
     return {"before": _round(before.mean()), "after": _round(after.mean()), "mean_change": _round((after - before).mean())}
 
 
-def _filter_transitions(before: pl.DataFrame, after: pl.DataFrame, fcfg) -> dict[str, Any]:
-    """Run the filters (the run's thresholds) on the sample under both versions and compare pair by pair."""
+def filter_outcomes(before: pl.DataFrame, after: pl.DataFrame, fcfg) -> pl.DataFrame:
+    """Per pair, the filters' verdict (drop reason, null = kept) under the old and the new labels, with the run's
+    thresholds: pair_id, reason_before, reason_after."""
     outcome = {}
     for name, rows in (("before", before), ("after", after)):
         result = apply_filters(rows, fcfg)
         outcome[name] = pl.concat([result.kept.select("pair_id", pl.lit(None, dtype=pl.String).alias("drop_reason")),
                                    result.dropped.select("pair_id", "drop_reason")]).rename({"drop_reason": f"reason_{name}"})
-    both = outcome["before"].join(outcome["after"], on="pair_id", how="full", coalesce=True)
+    return outcome["before"].join(outcome["after"], on="pair_id", how="full", coalesce=True).sort("pair_id")
+
+
+def _filter_transitions(both: pl.DataFrame) -> dict[str, Any]:
+    """Counts of the pairs whose fate or drop reason changed (the pairs themselves are in transitions.parquet)."""
     kept_before, kept_after = pl.col("reason_before").is_null(), pl.col("reason_after").is_null()
 
     def counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
@@ -360,7 +367,6 @@ def _filter_transitions(before: pl.DataFrame, after: pl.DataFrame, fcfg) -> dict
         "kept_to_dropped": counts(both.filter(kept_before & ~kept_after), "reason_after"),
         "dropped_to_kept": counts(both.filter(~kept_before & kept_after), "reason_before"),
         "reason_changed": counts(changed.select(pl.format("{} -> {}", "reason_before", "reason_after").alias("r")), "r"),
-        "pairs": both.sort("pair_id").to_dicts(),
     }
 
 

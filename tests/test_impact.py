@@ -313,3 +313,12 @@ def test_judge_sample_follows_principle_weights():
     heavy = replace(base, principles=tuple(replace(p, weight=8.0) if p.id == "privacy" else p for p in base.principles))
     share = lambda c: sum("privacy" in [p.id for p in sample_principles(c, 1, f"p{i}", 0)] for i in range(2000)) / 2000  # noqa: E731
     assert share(base) < 0.1 and share(heavy) > 0.25  # 1/17 = 0.06 unweighted; with weight 8 about a third
+
+
+def test_impact_writes_each_pairs_filter_outcome_before_and_after(words_run, tmp_path):
+    old, new = words_run / "old.yaml", constitution(tmp_path, "edit", SCENARIOS["edit"][0], "1.1.0")
+    r = constitution_impact(old, new, words_run / "run", out_dir=tmp_path / "o", backend=ScriptedWriterAndChecker()).report
+    outcomes = pl.read_parquet(tmp_path / "o" / "transitions.parquet")
+    assert outcomes.height == len(WORDS) and outcomes.columns == ["pair_id", "reason_before", "reason_after"]
+    assert outcomes["reason_before"].null_count() == r["filters"]["kept_before"]
+    assert outcomes["reason_after"].null_count() == r["filters"]["kept_after"]

@@ -25,7 +25,7 @@ from engine.backends import Completion, OptionScores
 from engine.config import JudgeConfig, load_recipe
 from engine.constitution import load_constitution
 from engine.report import write_run_report
-from engine.report.run_data import reliability_bins
+from engine.judge_eval import reliability_bins
 
 PAYLOAD = ('</div></pre></section><script>document.title="pwned";window.pwned=1</script>'
            '<img src=x onerror="window.pwned=2"><b id="injected">bold</b>')
@@ -122,7 +122,7 @@ def unjudged_run(tmp_path_factory, tiny_model) -> Path:
 
 
 def judge_eval_report(folder: Path) -> dict:
-    """What `charter judge-eval --report` writes, plus the reliability bins, for a small labelled file."""
+    """What `charter judge-eval --report` writes (reliability bins included) for a small labelled file."""
     from engine.judge_eval import evaluate_judge
     from engine.preferences import load_preferences
 
@@ -131,7 +131,8 @@ def judge_eval_report(folder: Path) -> dict:
                                             "rejected": "brief " * (i % 2 + 1)}) + "\n" for i in range(12)))
     result = evaluate_judge(load_preferences(labelled), ScriptedPolicyAndJudge(), JudgeConfig(principles=0),
                             load_constitution(folder / "words.yaml"), 0, str(labelled))
-    return result.report | {"reliability": reliability_bins(result.judged)}
+    assert result.report["reliability"] == reliability_bins(result.judged)
+    return result.report
 
 
 # --- in the browser ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,14 +39,18 @@ def pair_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
+def pair_export(out: Path, train: int, test: int) -> Path:
+    """An export folder (DatasetDict in the save_to_disk layout) of `train` + `test` generated pairs."""
     from datasets import Dataset, DatasetDict
 
-    out = tmp_path_factory.mktemp("export")
-    splits = {"train": Dataset.from_list(pair_rows(64, 0)), "test": Dataset.from_list(pair_rows(32, 1))}
+    splits = {"train": Dataset.from_list(pair_rows(train, 0)), "test": Dataset.from_list(pair_rows(test, 1))}
     DatasetDict(splits).save_to_disk(str(out / "dataset"))
     return out
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    return pair_export(tmp_path_factory.mktemp("export"), 64, 32)
 
 
 def settings(section: str, model, out, **values):

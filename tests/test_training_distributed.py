@@ -19,7 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import REPO
-from test_training import pair_rows
+from test_training import pair_export
 
 pytest.importorskip("trl")
 CONFIGS = REPO / "training" / "configs"
@@ -47,12 +47,7 @@ def record(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
-    from datasets import Dataset, DatasetDict
-
-    out = tmp_path_factory.mktemp("export")
-    splits = {"train": Dataset.from_list(pair_rows(32, 0)), "test": Dataset.from_list(pair_rows(8, 1))}
-    DatasetDict(splits).save_to_disk(str(out / "dataset"))
-    return out
+    return pair_export(tmp_path_factory.mktemp("export"), 32, 8)
 
 
 def train_yaml(folder: Path, section: str, model, **values) -> Path:

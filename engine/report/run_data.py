@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 
 from engine.errors import CharterError
 from engine.filters import REASONS
-from engine.judge_eval import reliability_bins  # noqa: F401  (re-exported for the report)
 from engine.store import RunStore
 from engine.validation import schema_errors
 
